@@ -1,0 +1,655 @@
+"""Gated recurrent cells: one mechanism, every GRU-family variant.
+
+A cell's step is split in two so that layers can run it fast:
+
+* :meth:`GatedRNNCell.project_inputs` -- everything that depends on the input
+  alone (``x W`` plus input-side biases, or Li-GRU's batch normalisation). It
+  works on a single step ``[batch, features]`` or a whole sequence
+  ``[batch, time, features]``, so :class:`grukit.layers.RNN` computes it for all
+  time steps in one matmul, outside the recurrent loop.
+* :meth:`GatedRNNCell.recurrent_step` -- the part that needs ``h_{t-1}``.
+
+``call(inputs, states, training)`` is just the two in sequence, which is what
+``keras.layers.RNN`` runs.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import keras
+from keras import ops
+
+from grukit.variants import Variant, get_variant
+
+__all__ = [
+    "GatedRNNCell",
+    "GRUCell", "GRU1Cell", "GRU2Cell", "GRU3Cell",
+    "MGUCell", "MGU1Cell", "MGU2Cell", "MGU3Cell",
+    "LiGRUCell", "MinGRUCell",
+    "get_cell", "CELLS",
+]
+
+
+def _check_rate(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"`{name}` must be a float in [0, 1), got {value!r}.")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1), got {value}.")
+    return float(value)
+
+
+def _check_units(units):
+    try:
+        if isinstance(units, bool):
+            raise TypeError
+        units = operator.index(units)
+    except TypeError:
+        raise TypeError(f"`units` must be a positive int, got {units!r}.") from None
+    if units <= 0:
+        raise ValueError(f"`units` must be a positive int, got {units}.")
+    return units
+
+
+def _activation(name, value):
+    try:
+        return keras.activations.get(value)
+    except (ValueError, TypeError) as e:
+        raise ValueError(
+            f"Unknown `{name}` {value!r}: expected a Keras activation name "
+            f"(e.g. 'tanh', 'relu', 'linear') or a callable. ({e})"
+        ) from None
+
+
+class GatedRNNCell(keras.layers.GRUCell):
+    """A GRU-family cell whose structure is given by a :class:`~grukit.Variant`.
+
+    All grukit cells are this class with a different ``variant``. A variant
+    lists the terms (input ``x W``, state ``h U``, bias ``b``) that each gate
+    and the candidate see; the computation is, in grukit's (Keras's) update
+    convention::
+
+        g_k  = recurrent_activation(sum of the terms block k sees)   # gates
+        z, r = g_z, g_r         (GRU family)
+             = 1 - f, f         (MGU family: one forget gate f)
+             = g_z, none        (Li-GRU, minGRU: no reset)
+        h~   = activation(x W_h + b_h + (r * h_{t-1}) U_h)      # reset_after=False
+             = activation(x W_h + b_h + r * (h_{t-1} U_h + b'_h))  # reset_after=True
+        h_t  = z * h_{t-1} + (1 - z) * h~
+
+    Weight layout (a strict generalisation of ``keras.layers.GRUCell``):
+    ``kernel`` ``(input_dim, k_x * units)`` holds the columns of the blocks
+    that see ``x``, in the order gates then candidate (``z|r|h`` for the
+    GRU); ``recurrent_kernel`` ``(units, k_h * units)`` likewise for ``h``;
+    ``bias`` ``(k_b * units,)``, or ``(2, k_b * units)`` (input row, recurrent
+    row) when ``reset_after``. For ``variant="gru"`` the weights are exactly
+    ``keras.layers.GRUCell``'s and copy 1:1 both ways.
+
+    Dropout follows Keras (Gal & Ghahramani): one input mask and one recurrent
+    mask per sequence, drawn by ``keras.layers.RNN`` before the loop; the
+    recurrent mask applies to ``h_{t-1}`` where it enters ``U``, not to the
+    ``z * h_{t-1}`` carry.
+
+    Args:
+        units: positive int, dimensionality of the state.
+        variant: variant name (see ``grukit.variants()``) or a ``Variant``.
+        activation: candidate activation; default is the variant's
+            (``tanh``; ``relu`` for Li-GRU; ``linear`` for minGRU).
+        recurrent_activation: gate activation, default ``sigmoid``.
+        use_bias: whether the blocks that have a bias term get one.
+        kernel_initializer, recurrent_initializer, bias_initializer,
+        kernel_regularizer, recurrent_regularizer, bias_regularizer,
+        kernel_constraint, recurrent_constraint, bias_constraint: as in
+            ``keras.layers.GRUCell``.
+        dropout: float in [0, 1), fraction of the inputs dropped.
+        recurrent_dropout: float in [0, 1), fraction of the state dropped
+            (variants whose blocks never see ``h`` must leave it at 0).
+        reset_after: apply the reset gate after the recurrent matmul (Keras
+            and cuDNN default for the GRU). Default: the variant's
+            (``True`` for ``gru``, ``False`` -- the papers' form -- otherwise).
+            Only meaningful for variants with a reset gate.
+        norm_momentum, norm_epsilon: Li-GRU's batch normalisation.
+        seed: seed for the dropout masks.
+
+    Call arguments:
+        inputs: ``[batch, features]``, one time step.
+        states: ``[h_{t-1}]`` (or the tensor itself), ``[batch, units]``.
+        training: whether dropout applies.
+
+    Example:
+        >>> cell = grukit.GatedRNNCell(32, variant="mgu2")
+        >>> layer = keras.layers.RNN(cell, return_sequences=True)
+        >>> y = layer(np.zeros((4, 10, 8)))          # (4, 10, 32)
+    """
+
+    variant: Variant = None  # class default, set by the named subclasses
+
+    def __init__(
+        self,
+        units,
+        variant=None,
+        activation=None,
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        reset_after=None,
+        norm_momentum=0.99,
+        norm_epsilon=1e-3,
+        seed=None,
+        **kwargs,
+    ):
+        fixed = type(self).variant
+        if variant is None and fixed is None:
+            raise ValueError(
+                "`variant` is required for GatedRNNCell, e.g. "
+                "GatedRNNCell(64, variant='mgu2'); see grukit.variants()."
+            )
+        spec = get_variant(variant if variant is not None else fixed)
+        if fixed is not None and spec is not fixed:
+            raise ValueError(
+                f"{type(self).__name__} is variant {fixed.name!r}; got "
+                f"variant={variant!r}. Use grukit.get_cell(name, units) instead."
+            )
+        units = _check_units(units)
+        dropout = _check_rate("dropout", dropout)
+        recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
+        if recurrent_dropout and not spec.blocks_with("h"):
+            raise ValueError(
+                f"`recurrent_dropout` must be 0 for variant {spec.name!r}: "
+                f"none of its blocks sees h_(t-1); got {recurrent_dropout}."
+            )
+        if reset_after is None:
+            reset_after = spec.reset_after_default
+        if not isinstance(reset_after, bool):
+            raise TypeError(f"`reset_after` must be a bool, got {reset_after!r}.")
+        if reset_after and not spec.has_reset:
+            raise ValueError(
+                f"`reset_after=True` needs a reset gate; variant {spec.name!r} has none."
+            )
+        if not use_bias and any(spec.terms[g] == "b" for g in spec.gates):
+            raise ValueError(
+                f"Variant {spec.name!r} computes its gates from a bias alone; "
+                "`use_bias=False` would make them constant 0.5. Use use_bias=True."
+            )
+        if activation is None:
+            activation = spec.activation
+        act = _activation("activation", activation)
+        rec_act = _activation("recurrent_activation", recurrent_activation)
+        kwargs.pop("implementation", None)
+        super().__init__(
+            units,
+            activation=act,
+            recurrent_activation=rec_act,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            reset_after=reset_after,
+            seed=seed,
+            **kwargs,
+        )
+        # One input mask and one recurrent mask (not Keras's per-gate masks).
+        self.dropout_mask_count = None
+        self.implementation = 2
+        self.spec = spec
+        self.norm_momentum = float(norm_momentum)
+        self.norm_epsilon = float(norm_epsilon)
+        self._x_blocks = spec.blocks_with("x")
+        self._h_blocks = spec.blocks_with("h")
+        self._b_blocks = spec.blocks_with("b") if use_bias else ()
+        # Blocks whose h-term is computed by the first (fused) recurrent matmul:
+        # every gate, and the candidate unless the reset is applied before U.
+        self._fused_h = tuple(
+            b for b in self._h_blocks
+            if b != "h" or reset_after or not spec.has_reset
+        )
+        self.input_spec = keras.layers.InputSpec(ndim=2)
+
+    # ------------------------------------------------------------------ build
+    def build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(
+                f"{type(self).__name__} takes one time step of rank 2 "
+                f"(batch, features); got shape {tuple(input_shape)}. Wrap the cell in "
+                "keras.layers.RNN or grukit.layers.RNN for sequences."
+            )
+        input_dim = input_shape[-1]
+        if input_dim is None:
+            raise ValueError(
+                f"The feature dimension of the input must be known; got {tuple(input_shape)}."
+            )
+        self.input_dim = int(input_dim)
+        n = self.units
+        self.input_spec = keras.layers.InputSpec(ndim=2, axes={-1: self.input_dim})
+        self.kernel = self.recurrent_kernel = self.bias = None
+        if self._x_blocks:
+            self.kernel = self.add_weight(
+                shape=(self.input_dim, len(self._x_blocks) * n), name="kernel",
+                initializer=self.kernel_initializer,
+                regularizer=self.kernel_regularizer,
+                constraint=self.kernel_constraint,
+            )
+        if self._h_blocks:
+            self.recurrent_kernel = self.add_weight(
+                shape=(n, len(self._h_blocks) * n), name="recurrent_kernel",
+                initializer=self.recurrent_initializer,
+                regularizer=self.recurrent_regularizer,
+                constraint=self.recurrent_constraint,
+            )
+        if self._b_blocks:
+            k = len(self._b_blocks) * n
+            self.bias = self.add_weight(
+                shape=(2, k) if self.reset_after else (k,), name="bias",
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        if self.spec.input_norm:
+            k = len(self._x_blocks) * n
+            self.gamma = self.add_weight(shape=(k,), name="gamma", initializer="ones")
+            self.beta = self.add_weight(shape=(k,), name="beta", initializer="zeros")
+            self.moving_mean = self.add_weight(
+                shape=(k,), name="moving_mean", initializer="zeros", trainable=False)
+            self.moving_variance = self.add_weight(
+                shape=(k,), name="moving_variance", initializer="ones", trainable=False)
+        self.built = True
+
+    # ------------------------------------------------------------ structure
+    def _cols(self, blocks, block):
+        i = blocks.index(block) * self.units
+        return slice(i, i + self.units)
+
+    def _biases(self):
+        """Per block: (input-side bias, recurrent-side bias), either None.
+
+        A bias that cannot be added to a projection (the block lacks that
+        term) is moved to the other side, so that every bias is added once.
+        """
+        out = {b: [None, None] for b in self.spec.blocks}
+        if self.bias is None:
+            return out
+        rows = (self.bias[0], self.bias[1]) if self.reset_after else (self.bias, None)
+        for blk in self._b_blocks:
+            cols = self._cols(self._b_blocks, blk)
+            b_in = rows[0][cols]
+            b_rec = None if rows[1] is None else rows[1][cols]
+            if b_rec is not None and blk not in self._h_blocks:
+                b_in, b_rec = b_in + b_rec, None
+            out[blk] = [b_in, b_rec]
+        return out
+
+    # ----------------------------------------------------- the two halves
+    def project_inputs(self, inputs, training=False, mask=None):
+        """Input half of the step: ``x W`` plus input-side biases.
+
+        Args:
+            inputs: ``[..., features]`` (one step or a whole sequence).
+            training: for Li-GRU, normalise with the statistics of ``inputs``
+                (taken over every axis but the last, ``mask``-weighted) and
+                update the moving statistics; otherwise use the moving ones.
+            mask: optional boolean ``inputs.shape[:-1]``, steps to ignore in
+                the batch statistics.
+
+        Returns:
+            ``[..., k_x * units]``: one column block per block that sees ``x``.
+        """
+        if self.kernel is None:
+            return None
+        p = ops.matmul(inputs, self.kernel)
+        if self.spec.input_norm:
+            return self._batch_norm(p, training, mask)
+        biases = self._biases()
+        parts = [biases[b][0] for b in self._x_blocks]
+        if any(b is not None for b in parts):
+            parts = [ops.zeros((self.units,), dtype=p.dtype) if b is None else b for b in parts]
+            p = p + ops.concatenate(parts, axis=0)
+        return p
+
+    def _batch_norm(self, p, training, mask):
+        if training:
+            axes = tuple(range(len(p.shape) - 1))
+            pf = ops.cast(p, "float32")
+            if mask is None:
+                mean = ops.mean(pf, axis=axes)
+                var = ops.var(pf, axis=axes)
+            else:
+                w = ops.expand_dims(ops.cast(mask, "float32"), -1)
+                count = ops.maximum(ops.sum(w, axis=axes), 1.0)
+                mean = ops.sum(pf * w, axis=axes) / count
+                var = ops.sum(ops.square(pf - mean) * w, axis=axes) / count
+            m = self.norm_momentum
+            self.moving_mean.assign(
+                self.moving_mean * m + ops.cast(mean, self.moving_mean.dtype) * (1 - m))
+            self.moving_variance.assign(
+                self.moving_variance * m + ops.cast(var, self.moving_variance.dtype) * (1 - m))
+            mean, var = ops.cast(mean, p.dtype), ops.cast(var, p.dtype)
+        else:
+            mean, var = self.moving_mean, self.moving_variance
+        inv = ops.rsqrt(var + self.norm_epsilon) * self.gamma
+        return (p - mean) * inv + self.beta
+
+    def recurrent_step(self, projected, h_prev, recurrent_mask=None):
+        """State half of the step.
+
+        Args:
+            projected: ``project_inputs`` of this step, ``[batch, k_x*units]``
+                (``None`` for variants whose blocks never see ``x``).
+            h_prev: ``[batch, units]``.
+            recurrent_mask: optional dropout mask for ``h_prev``.
+
+        Returns:
+            ``(h, gates)`` with ``gates`` a dict of ``[batch, units]`` tensors:
+            ``z`` always, ``r`` for variants with a reset gate, ``f`` for MGU.
+        """
+        n, spec = self.units, self.spec
+        biases = self._biases()
+        h_in = h_prev if recurrent_mask is None else h_prev * recurrent_mask
+
+        pre = {}
+        for blk in spec.blocks:
+            terms = []
+            if blk in self._x_blocks:  # input bias already inside `projected`
+                terms.append(projected[:, self._cols(self._x_blocks, blk)])
+            elif biases[blk][0] is not None:
+                terms.append(biases[blk][0])
+            pre[blk] = terms
+
+        rec = {}
+        if self._fused_h:
+            k = len(self._fused_h) * n  # the fused blocks lead the columns
+            hu = ops.matmul(h_in, self.recurrent_kernel[:, :k])
+            for blk in self._fused_h:
+                rec[blk] = hu[:, self._cols(self._fused_h, blk)]
+                if biases[blk][1] is not None:
+                    rec[blk] = rec[blk] + biases[blk][1]
+
+        gates = {}
+        for g in spec.gates:
+            a = pre[g] + ([rec[g]] if g in rec else [])
+            a = a[0] if len(a) == 1 else sum(a[1:], a[0])
+            if len(a.shape) == 1:  # bias-only gate: constant over the batch
+                a = ops.broadcast_to(a, ops.shape(h_prev))
+            gates[g] = self.recurrent_activation(a)
+        if "f" in gates:
+            gates["r"] = gates["f"]
+            gates["z"] = 1.0 - gates["f"]
+        z, r = gates["z"], gates.get("r")
+
+        cand = pre["h"]
+        if "h" in self._h_blocks:
+            if "h" in rec:  # reset after U (or no reset at all)
+                cand = cand + [rec["h"] if r is None else r * rec["h"]]
+            else:  # reset before U (Cho et al. 2014)
+                cand = cand + [ops.matmul(r * h_in, self.recurrent_kernel[:, -n:])]
+        hh = cand[0] if len(cand) == 1 else sum(cand[1:], cand[0])
+        hh = self.activation(hh)
+        h = z * h_prev + (1.0 - z) * hh
+        return h, gates
+
+    # --------------------------------------------------------------- Keras
+    def call(self, inputs, states, training=False):
+        h_prev = states[0] if isinstance(states, (list, tuple)) else states
+        if training and self.dropout > 0:
+            inputs = inputs * self.get_dropout_mask(inputs)
+        rec_mask = None
+        if training and self.recurrent_dropout > 0:
+            rec_mask = self.get_recurrent_dropout_mask(h_prev)
+        # Inside keras.layers.RNN the step cannot update variables (JAX scan),
+        # so Li-GRU's normalisation uses the moving statistics here.
+        projected = self.project_inputs(inputs, training=False)
+        h, _ = self.recurrent_step(projected, h_prev, rec_mask)
+        new_state = [h] if isinstance(states, (list, tuple)) else h
+        return h, new_state
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("implementation", None)
+        config.update({
+            "variant": self.spec.name,
+            "norm_momentum": self.norm_momentum,
+            "norm_epsilon": self.norm_epsilon,
+        })
+        return config
+
+    @property
+    def gate_names(self):
+        """Names of the gate activations reported by ``recurrent_step``."""
+        return ("z", "r", "f") if "f" in self.spec.gates else (
+            ("z", "r") if self.spec.has_reset else ("z",))
+
+
+def _register(cls):
+    return keras.saving.register_keras_serializable(package="grukit")(cls)
+
+
+_register(GatedRNNCell)
+
+
+@_register
+class GRUCell(GatedRNNCell):
+    """Standard GRU (Cho et al. 2014), weight-compatible with ``keras.layers.GRUCell``.
+
+    ``reset_after=True`` (default, Keras/cuDNN form)::
+
+        z  = sigmoid(x W_z + b_z + h U_z + b'_z)
+        r  = sigmoid(x W_r + b_r + h U_r + b'_r)
+        h~ = tanh(x W_h + b_h + r * (h U_h + b'_h))
+        h' = z * h + (1 - z) * h~
+
+    ``reset_after=False`` (Cho et al.): one bias per block and
+    ``h~ = tanh(x W_h + (r * h) U_h + b_h)``.
+
+    Weights are ``keras.layers.GRUCell``'s (kernel columns ``z|r|h``; bias
+    ``(2, 3n)`` when ``reset_after``), so ``set_weights(keras_cell.get_weights())``
+    works both ways. Parameters: ``3mn + 3n^2 + 3n`` (``6n`` biases when
+    ``reset_after``). Takes every :class:`GatedRNNCell` argument but ``variant``.
+
+    Example:
+        >>> layer = keras.layers.RNN(grukit.GRUCell(64))
+        >>> layer(np.zeros((2, 7, 16))).shape
+        (2, 64)
+    """
+
+    variant = get_variant("gru")
+
+
+@_register
+class GRU1Cell(GatedRNNCell):
+    """GRU1 of Dey & Salem 2017 (arXiv 1701.05923): gates see state and bias.
+
+    ::
+
+        z  = sigmoid(h U_z + b_z)
+        r  = sigmoid(h U_r + b_r)
+        h~ = tanh(x W_h + (r * h) U_h + b_h)
+        h' = z * h + (1 - z) * h~
+
+    The paper writes ``h' = (1 - z_p) h + z_p h~``: its ``z_p`` is grukit's
+    ``1 - z``, i.e. its ``(U_z, b_z)`` are grukit's negated. Parameters:
+    ``mn + 3n^2 + 3n``.
+    """
+
+    variant = get_variant("gru1")
+
+
+@_register
+class GRU2Cell(GatedRNNCell):
+    """GRU2 of Dey & Salem 2017 (arXiv 1701.05923): gates see the state only.
+
+    ::
+
+        z  = sigmoid(h U_z)
+        r  = sigmoid(h U_r)
+        h~ = tanh(x W_h + (r * h) U_h + b_h)
+        h' = z * h + (1 - z) * h~
+
+    Paper convention: ``z_p = 1 - z`` (``U_z`` negated). Parameters:
+    ``mn + 3n^2 + n``.
+    """
+
+    variant = get_variant("gru2")
+
+
+@_register
+class GRU3Cell(GatedRNNCell):
+    """GRU3 of Dey & Salem 2017 (arXiv 1701.05923): gates are a bias only.
+
+    ::
+
+        z  = sigmoid(b_z)
+        r  = sigmoid(b_r)
+        h~ = tanh(x W_h + (r * h) U_h + b_h)
+        h' = z * h + (1 - z) * h~
+
+    Paper convention: ``z_p = 1 - z`` (``b_z`` negated). Parameters:
+    ``mn + n^2 + 3n``. Requires ``use_bias=True``.
+    """
+
+    variant = get_variant("gru3")
+
+
+@_register
+class MGUCell(GatedRNNCell):
+    """Minimal gated unit, Zhou et al. 2016 (arXiv 1603.09420).
+
+    One forget gate ``f`` acts as the reset gate and (as ``1 - f``) the
+    update gate, exactly as in the paper::
+
+        f  = sigmoid(x W_f + h U_f + b_f)
+        h~ = tanh(x W_h + (f * h) U_h + b_h)
+        h' = (1 - f) * h + f * h~        # grukit: z = 1 - f, r = f
+
+    Parameters: ``2mn + 2n^2 + 2n``.
+    """
+
+    variant = get_variant("mgu")
+
+
+@_register
+class MGU1Cell(GatedRNNCell):
+    """MGU1 of Heck & Salem 2017 (arXiv 1701.03452): forget gate sees state and bias.
+
+    ::
+
+        f  = sigmoid(h U_f + b_f)
+        h~ = tanh(x W_h + (f * h) U_h + b_h)
+        h' = (1 - f) * h + f * h~        # grukit: z = 1 - f, r = f
+
+    Parameters: ``mn + 2n^2 + 2n``.
+    """
+
+    variant = get_variant("mgu1")
+
+
+@_register
+class MGU2Cell(GatedRNNCell):
+    """MGU2 of Heck & Salem 2017 (arXiv 1701.03452): forget gate sees the state only.
+
+    ::
+
+        f  = sigmoid(h U_f)
+        h~ = tanh(x W_h + (f * h) U_h + b_h)
+        h' = (1 - f) * h + f * h~        # grukit: z = 1 - f, r = f
+
+    Parameters: ``mn + 2n^2 + n``.
+    """
+
+    variant = get_variant("mgu2")
+
+
+@_register
+class MGU3Cell(GatedRNNCell):
+    """MGU3 of Heck & Salem 2017 (arXiv 1701.03452): forget gate is a bias only.
+
+    ::
+
+        f  = sigmoid(b_f)
+        h~ = tanh(x W_h + (f * h) U_h + b_h)
+        h' = (1 - f) * h + f * h~        # grukit: z = 1 - f, r = f
+
+    Parameters: ``mn + n^2 + 2n``. Requires ``use_bias=True``.
+    """
+
+    variant = get_variant("mgu3")
+
+
+@_register
+class LiGRUCell(GatedRNNCell):
+    """Light GRU, Ravanelli et al. 2018 (arXiv 1803.10225).
+
+    No reset gate, ReLU candidate, batch-normalised input projections::
+
+        z  = sigmoid(BN(x W_z) + h U_z)
+        h~ = relu(BN(x W_h) + h U_h)
+        h' = z * h + (1 - z) * h~
+
+    BN's offset replaces the biases. The paper normalises the projected
+    sequence with statistics over batch *and time*; a scan step must not
+    update variables (JAX), so that happens outside the loop, in
+    :class:`grukit.layers.RNN`, which also updates the moving statistics.
+    Inside ``keras.layers.RNN`` the step always uses the moving statistics
+    (training then learns BN's scale and offset only): train Li-GRU with
+    ``grukit.layers.RNN``. Parameters: ``2mn + 2n^2 + 4n`` trainable plus
+    ``4n`` moving statistics.
+    """
+
+    variant = get_variant("ligru")
+
+
+@_register
+class MinGRUCell(GatedRNNCell):
+    """minGRU, Feng et al. 2024 (arXiv 2410.01201): gates and candidate see the input only.
+
+    ::
+
+        z  = sigmoid(x W_z + b_z)
+        h~ = x W_h + b_h                 # activation="linear" by default
+        h' = z * h + (1 - z) * h~
+
+    The paper writes ``h' = (1 - z_p) h + z_p h~``: ``z_p = 1 - z``
+    (``W_z, b_z`` negated). The step is linear in ``h``, so
+    :class:`grukit.layers.RNN` can evaluate a whole sequence with a parallel
+    scan. Parameters: ``2mn + 2n``.
+    """
+
+    variant = get_variant("mingru")
+
+
+CELLS = {cls.variant.name: cls for cls in (
+    GRUCell, GRU1Cell, GRU2Cell, GRU3Cell, MGUCell, MGU1Cell, MGU2Cell,
+    MGU3Cell, LiGRUCell, MinGRUCell)}
+
+
+def get_cell(name, units, **kwargs):
+    """Build the cell of variant ``name``.
+
+    Args:
+        name: a variant name from ``grukit.variants()`` (case-insensitive).
+        units: positive int.
+        **kwargs: any :class:`GatedRNNCell` argument.
+
+    Example:
+        >>> cell = grukit.get_cell("mgu2", units=64)
+        >>> type(cell).__name__
+        'MGU2Cell'
+    """
+    spec = get_variant(name)
+    return CELLS[spec.name](units, **kwargs)

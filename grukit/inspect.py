@@ -1,0 +1,94 @@
+"""Looking inside the gates."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+from keras.src import backend as _backend
+
+from grukit.cells import GatedRNNCell
+
+__all__ = ["gate_activations"]
+
+
+def _find_cell(obj):
+    if isinstance(obj, GatedRNNCell):
+        return obj, False
+    if isinstance(obj, keras.layers.RNN) and isinstance(obj.cell, GatedRNNCell):
+        return obj.cell, bool(obj.go_backwards)
+    raise TypeError(
+        "gate_activations takes a grukit cell or a keras.layers.RNN / "
+        f"grukit.layers.RNN layer holding one; got {type(obj).__name__}. For a "
+        "Bidirectional layer pass .forward_layer or .backward_layer."
+    )
+
+
+def gate_activations(layer_or_cell, inputs, initial_state=None, mask=None):
+    """Gate activations at every time step of a sequence (inference mode).
+
+    Args:
+        layer_or_cell: a grukit cell, or a ``keras.layers.RNN`` /
+            ``grukit.layers.RNN`` whose cell is a grukit cell. The cell must be
+            built (or is built from ``inputs``).
+        inputs: ``[batch, time, features]`` array.
+        initial_state: optional ``[batch, units]`` initial state (zeros by
+            default).
+        mask: optional boolean ``[batch, time]``; at masked steps the state is
+            carried and the gates reported as NaN.
+
+    Returns:
+        A dict of NumPy arrays ``[batch, time, units]`` in input time order:
+        ``"z"`` (update gate: fraction of the previous state kept), ``"r"``
+        (reset gate) where the variant has one, ``"f"`` for the MGU family
+        (``f = r = 1 - z``), and ``"h"``, the states.
+
+    Example:
+        >>> cell = grukit.MGUCell(8)
+        >>> g = grukit.gate_activations(cell, np.random.rand(2, 20, 3))
+        >>> sorted(g), g["f"].shape
+        (['f', 'h', 'r', 'z'], (2, 20, 8))
+    """
+    cell, backwards = _find_cell(layer_or_cell)
+    x = ops.convert_to_tensor(np.asarray(inputs), dtype=cell.compute_dtype)
+    if len(x.shape) != 3:
+        raise ValueError(
+            f"`inputs` must have rank 3 (batch, time, features); got shape {tuple(x.shape)}."
+        )
+    if not cell.built:
+        cell.build((x.shape[0], x.shape[2]))
+    if cell.input_dim != x.shape[2]:
+        raise ValueError(
+            f"`inputs` has {x.shape[2]} features; the cell was built for {cell.input_dim}."
+        )
+    batch, steps = x.shape[0], x.shape[1]
+    if initial_state is None:
+        h0 = ops.zeros((batch, cell.units), dtype=cell.compute_dtype)
+    else:
+        h0 = ops.convert_to_tensor(np.asarray(initial_state), dtype=cell.compute_dtype)
+        if tuple(h0.shape) != (batch, cell.units):
+            raise ValueError(
+                f"`initial_state` must have shape {(batch, cell.units)}; got {tuple(h0.shape)}."
+            )
+    projected = cell.project_inputs(x, training=False)
+    if projected is None:
+        projected = x[:, :, :0]
+    names = cell.gate_names
+
+    def step(p_t, states):
+        h, gates = cell.recurrent_step(p_t, states[0])
+        return ops.concatenate([gates[k] for k in names] + [h], axis=-1), [h]
+
+    m = None if mask is None else ops.convert_to_tensor(np.asarray(mask, dtype=bool))
+    _, out, _ = _backend.rnn(step, projected, [h0], go_backwards=backwards, mask=m,
+                             input_length=steps, zero_output_for_mask=False)
+    out = np.asarray(ops.convert_to_numpy(out), dtype="float64")
+    if backwards:
+        out = out[:, ::-1]
+    result = {k: out[..., i * cell.units:(i + 1) * cell.units]
+              for i, k in enumerate(list(names) + ["h"])}
+    if mask is not None:
+        hidden = ~np.asarray(mask, dtype=bool)
+        for k in names:
+            result[k][hidden] = np.nan
+    return result

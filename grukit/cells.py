@@ -638,11 +638,11 @@ CELLS = {cls.variant.name: cls for cls in (
     MGU3Cell, LiGRUCell, MinGRUCell)}
 
 
-def get_cell(name, units, **kwargs):
+def get_cell(variant, units, **kwargs):
     """Build the cell of variant ``name``.
 
     Args:
-        name: a variant name from ``grukit.variants()`` (case-insensitive).
+        variant: a variant name from ``grukit.variants()`` (case-insensitive).
         units: positive int.
         **kwargs: any :class:`GatedRNNCell` argument.
 
@@ -651,5 +651,5 @@ def get_cell(name, units, **kwargs):
         >>> type(cell).__name__
         'MGU2Cell'
     """
-    spec = get_variant(name)
+    spec = get_variant(variant)
     return CELLS[spec.name](units, **kwargs)

@@ -36,9 +36,24 @@ def _demo(args):
     return 0
 
 
+def variants_markdown() -> str:
+    """The README's variant table (kept in sync by a test)."""
+    import grukit
+
+    rows = ["| variant | cell | paper | equations (h = z*h_prev + (1-z)*h~) | parameters (m inputs, n units) |",
+            "|---|---|---|---|---|"]
+    for v in grukit.variants():
+        eq = v.equations.replace("*", "\\*").replace("|", "\\|").replace("; ", "<br>")
+        rows.append(f"| `{v.name}` | `{grukit.CELLS[v.name].__name__}` | {v.paper} | {eq} | {v.param_formula} |")
+    return "\n".join(rows) + "\n"
+
+
 def _variants(args):
     import grukit
 
+    if args.markdown:
+        print(variants_markdown(), end="")
+        return 0
     for v in grukit.variants():
         print(f"{v.name:7} {v.title:7} {v.param_formula}\n        {v.equations}\n        {v.paper}\n")
     return 0
@@ -59,6 +74,7 @@ def main(argv=None):
     demo.set_defaults(func=_demo)
 
     var = sub.add_parser("variants", help="list the variants, equations and parameter formulas")
+    var.add_argument("--markdown", action="store_true", help="print the README table")
     var.set_defaults(func=_variants)
 
     try:

@@ -445,7 +445,7 @@ _register(GatedRNNCell)
 
 @_register
 class GRUCell(GatedRNNCell):
-    """Standard GRU (Cho et al. 2014), weight-compatible with ``keras.layers.GRUCell``.
+    """Standard GRU (Cho et al. 2014, arXiv 1406.1078), weight-compatible with ``keras.layers.GRUCell``.
 
     ``reset_after=True`` (default, Keras/cuDNN form)::
 

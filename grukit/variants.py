@@ -117,12 +117,15 @@ class Variant:
         kx, kh = len(self.blocks_with("x")), len(self.blocks_with("h"))
         kb = len(self.blocks_with("b"))
         parts = []
+        def coef(k):
+            return "" if k == 1 else str(k)
+
         if kx:
-            parts.append(f"{kx}mn")
+            parts.append(f"{coef(kx)}mn")
         if kh:
-            parts.append(f"{kh}n²")
+            parts.append(f"{coef(kh)}n²")
         if kb:
-            parts.append(f"{kb}n" + (" (x2 if reset_after)" if self.has_reset else ""))
+            parts.append(f"{coef(kb)}n" + (" (x2 if reset_after)" if self.has_reset else ""))
         if self.input_norm:
             parts.append(f"{2 * kx}n BN scale/offset (+{2 * kx}n moving stats)")
         return " + ".join(parts)

@@ -1,0 +1,59 @@
+"""Documentation stays true: README's variant table and the public API's docstrings."""
+import inspect
+import os
+import re
+
+import grukit
+from grukit.__main__ import variants_markdown
+
+from conftest import REPO
+
+
+def test_readme_variant_table_is_current():
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    m = re.search(r"<!-- variants-table:.*?-->\n(.*?)<!-- /variants-table -->", readme, re.S)
+    assert m, "README.md lost its variants-table markers"
+    assert m.group(1) == variants_markdown(), "regenerate with `grukit variants --markdown`"
+
+
+def test_readme_opens_with_two_setup_commands():
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    block = re.search(r"```bash\n(.*?)```", readme, re.S).group(1)
+    commands = [l.split("#")[0].strip() for l in block.splitlines() if l.split("#")[0].strip()]
+    assert commands == ["pip install -e . && grukit demo", "bash tests/run.sh"]
+    ci = open(os.path.join(REPO, ".ci", "run"), encoding="utf-8").read()
+    assert "bash tests/run.sh" in ci
+
+
+def test_public_api_has_docstrings():
+    missing = []
+    for name in grukit.__all__:
+        obj = getattr(grukit, name)
+        if (inspect.isclass(obj) or inspect.isfunction(obj)) and not (obj.__doc__ or "").strip():
+            missing.append(name)
+    for name in grukit.layers.__all__:
+        if not (getattr(grukit.layers, name).__doc__ or "").strip():
+            missing.append("layers." + name)
+    assert not missing
+
+
+def test_every_variant_cell_docstring_states_its_equations():
+    for v in grukit.variants():
+        doc = grukit.CELLS[v.name].__doc__
+        assert "arXiv" in doc and "h' =" in doc, v.name
+
+
+def test_param_formula_matches_param_count():
+    # The text formula and the numeric count agree (m=3, n=5 chosen to make coefficients distinct).
+    m, n = 3, 5
+    for v in grukit.variants():
+        text = v.param_formula.split(" (")[0].replace("²", "^2")
+        total = 0
+        for term in text.split(" + "):
+            term = term.split(" BN")[0]
+            coef = re.match(r"(\d*)", term).group(1)
+            coef = int(coef) if coef else 1
+            body = term[len(str(coef)) if term[0].isdigit() else 0:]
+            total += coef * {"mn": m * n, "n^2": n * n, "n": n}[body]
+        expected = v.param_count(m, n, reset_after=False)["trainable"]
+        assert total == expected, (v.name, text, total, expected)

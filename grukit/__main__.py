@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 
 def _demo(args):
     import numpy as np

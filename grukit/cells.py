@@ -215,12 +215,6 @@ class GatedRNNCell(keras.layers.GRUCell):
         self._x_blocks = spec.blocks_with("x")
         self._h_blocks = spec.blocks_with("h")
         self._b_blocks = spec.blocks_with("b") if use_bias else ()
-        # Blocks whose h-term is computed by the first (fused) recurrent matmul:
-        # every gate, and the candidate unless the reset is applied before U.
-        self._fused_h = tuple(
-            b for b in self._h_blocks
-            if b != "h" or reset_after or not spec.has_reset
-        )
         self.input_spec = keras.layers.InputSpec(ndim=2)
 
     # ------------------------------------------------------------------ build
@@ -239,14 +233,13 @@ class GatedRNNCell(keras.layers.GRUCell):
         self.input_dim = int(input_dim)
         n = self.units
         self.input_spec = keras.layers.InputSpec(ndim=2, axes={-1: self.input_dim})
-        self.kernel = self.recurrent_kernel = self.bias = None
-        if self._x_blocks:
-            self.kernel = self.add_weight(
-                shape=(self.input_dim, len(self._x_blocks) * n), name="kernel",
-                initializer=self.kernel_initializer,
-                regularizer=self.kernel_regularizer,
-                constraint=self.kernel_constraint,
-            )
+        self.recurrent_kernel = self.bias = None
+        self.kernel = self.add_weight(
+            shape=(self.input_dim, len(self._x_blocks) * n), name="kernel",
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
         if self._h_blocks:
             self.recurrent_kernel = self.add_weight(
                 shape=(n, len(self._h_blocks) * n), name="recurrent_kernel",
@@ -272,31 +265,15 @@ class GatedRNNCell(keras.layers.GRUCell):
                 shape=(k,), name="moving_variance", initializer="ones", trainable=False)
         self.built = True
 
-    # ------------------------------------------------------------ structure
-    def _cols(self, blocks, block):
-        i = blocks.index(block) * self.units
-        return slice(i, i + self.units)
-
-    def _biases(self):
-        """Per block: (input-side bias, recurrent-side bias), either None.
-
-        A bias that cannot be added to a projection (the block lacks that
-        term) is moved to the other side, so that every bias is added once.
-        """
-        out = {b: [None, None] for b in self.spec.blocks}
-        if self.bias is None:
-            return out
-        rows = (self.bias[0], self.bias[1]) if self.reset_after else (self.bias, None)
-        for blk in self._b_blocks:
-            cols = self._cols(self._b_blocks, blk)
-            b_in = rows[0][cols]
-            b_rec = None if rows[1] is None else rows[1][cols]
-            if b_rec is not None and blk not in self._h_blocks:
-                b_in, b_rec = b_in + b_rec, None
-            out[blk] = [b_in, b_rec]
-        return out
-
     # ----------------------------------------------------- the two halves
+    def _bias_rows(self):
+        """(input-side, recurrent-side) bias vectors over the biased blocks."""
+        if self.bias is None:
+            return None, None
+        if self.reset_after:
+            return self.bias[0], self.bias[1]
+        return self.bias, None
+
     def project_inputs(self, inputs, training=False, mask=None):
         """Input half of the step: ``x W`` plus input-side biases.
 
@@ -309,100 +286,120 @@ class GatedRNNCell(keras.layers.GRUCell):
                 the batch statistics.
 
         Returns:
-            ``[..., k_x * units]``: one column block per block that sees ``x``.
+            ``[..., k_x * units]``: the column blocks of the blocks that see
+            ``x`` (gates first, candidate last).
         """
-        if self.kernel is None:
-            return None
         p = ops.matmul(inputs, self.kernel)
         if self.spec.input_norm:
             return self._batch_norm(p, training, mask)
-        biases = self._biases()
-        parts = [biases[b][0] for b in self._x_blocks]
-        if any(b is not None for b in parts):
-            parts = [ops.zeros((self.units,), dtype=p.dtype) if b is None else b for b in parts]
-            p = p + ops.concatenate(parts, axis=0)
-        return p
+        b_in, _ = self._bias_rows()
+        if b_in is None:
+            return p
+        if "b" in self.spec.gate_terms or "x" not in self.spec.gate_terms:
+            # Biased blocks are exactly the x-blocks, or only the candidate is an x-block.
+            return p + b_in[-p.shape[-1]:]
+        # x-gates without bias (no registered variant): pad the gates' columns.
+        gates = ops.zeros((p.shape[-1] - self.units,), dtype=p.dtype)
+        return p + ops.concatenate([gates, b_in[-self.units:]], axis=0)
 
     def _batch_norm(self, p, training, mask):
         if training:
             axes = tuple(range(len(p.shape) - 1))
-            pf = ops.cast(p, "float32")
+            pf = ops.cast(p, "float32") if p.dtype == "float16" else p
             if mask is None:
                 mean = ops.mean(pf, axis=axes)
                 var = ops.var(pf, axis=axes)
             else:
-                w = ops.expand_dims(ops.cast(mask, "float32"), -1)
+                w = ops.expand_dims(ops.cast(mask, pf.dtype), -1)
                 count = ops.maximum(ops.sum(w, axis=axes), 1.0)
                 mean = ops.sum(pf * w, axis=axes) / count
                 var = ops.sum(ops.square(pf - mean) * w, axis=axes) / count
             m = self.norm_momentum
-            self.moving_mean.assign(
-                self.moving_mean * m + ops.cast(mean, self.moving_mean.dtype) * (1 - m))
-            self.moving_variance.assign(
-                self.moving_variance * m + ops.cast(var, self.moving_variance.dtype) * (1 - m))
+            for var_, stat in ((self.moving_mean, mean), (self.moving_variance, var)):
+                var_.assign(var_ * m + ops.cast(stat, var_.dtype) * (1 - m))
             mean, var = ops.cast(mean, p.dtype), ops.cast(var, p.dtype)
         else:
             mean, var = self.moving_mean, self.moving_variance
         inv = ops.rsqrt(var + self.norm_epsilon) * self.gamma
         return (p - mean) * inv + self.beta
 
-    def recurrent_step(self, projected, h_prev, recurrent_mask=None):
-        """State half of the step.
+    def recurrent_fn(self):
+        """The state half of the step, with weights sliced once.
 
-        Args:
-            projected: ``project_inputs`` of this step, ``[batch, k_x*units]``
-                (``None`` for variants whose blocks never see ``x``).
-            h_prev: ``[batch, units]``.
-            recurrent_mask: optional dropout mask for ``h_prev``.
-
-        Returns:
-            ``(h, gates)`` with ``gates`` a dict of ``[batch, units]`` tensors:
-            ``z`` always, ``r`` for variants with a reset gate, ``f`` for MGU.
+        Returns ``step(projected, h_prev, recurrent_mask=None) -> (h, gates)``:
+        ``projected`` is this step's ``project_inputs`` (``[batch, k_x*units]``),
+        ``gates`` a dict of ``[batch, units]`` tensors -- ``z`` always, ``r``
+        for variants with a reset gate, ``f`` for the MGU family. Call it once
+        outside a loop and use the returned function inside.
         """
         n, spec = self.units, self.spec
-        biases = self._biases()
-        h_in = h_prev if recurrent_mask is None else h_prev * recurrent_mask
+        n_gates = len(spec.gates) * n
+        gx, gh = "x" in spec.gate_terms, "h" in spec.gate_terms
+        b_in, b_rec = self._bias_rows()
+        gb = "b" in spec.gate_terms and b_in is not None
+        cand_b = "b" in spec.terms["h"] and b_in is not None
+        cand_h = "h" in spec.terms["h"]
+        # Gate biases that no projection carries are a constant term.
+        gate_const = None
+        if gb and not gx:
+            gate_const = b_in[:n_gates]
+        if gb and b_rec is not None and not gh:
+            gate_const = b_rec[:n_gates] if gate_const is None else gate_const + b_rec[:n_gates]
+        # One matmul for every block whose h-term is not reset before U.
+        fuse_cand = cand_h and (self.reset_after or not spec.has_reset)
+        fused, fused_bias = [], []
+        if gh:
+            fused.append(self.recurrent_kernel[:, :n_gates])
+            if b_rec is not None:
+                fused_bias.append(b_rec[:n_gates] if gb else ops.zeros((n_gates,), b_rec.dtype))
+        if fuse_cand:
+            fused.append(self.recurrent_kernel[:, -n:])
+            if b_rec is not None:
+                fused_bias.append(b_rec[-n:] if cand_b else ops.zeros((n,), b_rec.dtype))
+        u_fused = self.recurrent_kernel if len(fused) == 2 else (fused[0] if fused else None)
+        bias_fused = ops.concatenate(fused_bias, 0) if len(fused_bias) == 2 else (
+            fused_bias[0] if fused_bias else None)
+        u_cand = self.recurrent_kernel[:, -n:] if cand_h and not fuse_cand else None
+        act, rec_act, kind = self.activation, self.recurrent_activation, spec.gates
 
-        pre = {}
-        for blk in spec.blocks:
-            terms = []
-            if blk in self._x_blocks:  # input bias already inside `projected`
-                terms.append(projected[:, self._cols(self._x_blocks, blk)])
-            elif biases[blk][0] is not None:
-                terms.append(biases[blk][0])
-            pre[blk] = terms
+        def step(projected, h_prev, recurrent_mask=None):
+            h_in = h_prev if recurrent_mask is None else h_prev * recurrent_mask
+            if u_fused is not None:
+                hu = ops.matmul(h_in, u_fused)
+                if bias_fused is not None:
+                    hu = hu + bias_fused
+            a = None
+            if gx:
+                a = projected[:, :n_gates]
+            if gh:
+                a = hu[:, :n_gates] if a is None else a + hu[:, :n_gates]
+            if gate_const is not None:
+                a = gate_const if a is None else a + gate_const
+            g = rec_act(a)
+            if len(g.shape) == 1:  # bias-only gates: constant over the batch
+                g = ops.broadcast_to(g, (ops.shape(h_prev)[0], n_gates))
+            if kind == ("f",):
+                gates = {"z": 1.0 - g, "r": g, "f": g}
+            elif kind == ("z", "r"):
+                gates = {"z": g[:, :n], "r": g[:, n:]}
+            else:
+                gates = {"z": g}
+            r = gates.get("r")
+            cand = projected[:, -n:]
+            if fuse_cand:
+                rh = hu[:, -n:]
+                cand = cand + (rh if r is None else r * rh)
+            elif cand_h:
+                cand = cand + ops.matmul(r * h_in, u_cand)
+            z = gates["z"]
+            h = z * h_prev + (1.0 - z) * act(cand)
+            return h, gates
 
-        rec = {}
-        if self._fused_h:
-            k = len(self._fused_h) * n  # the fused blocks lead the columns
-            hu = ops.matmul(h_in, self.recurrent_kernel[:, :k])
-            for blk in self._fused_h:
-                rec[blk] = hu[:, self._cols(self._fused_h, blk)]
-                if biases[blk][1] is not None:
-                    rec[blk] = rec[blk] + biases[blk][1]
+        return step
 
-        gates = {}
-        for g in spec.gates:
-            a = pre[g] + ([rec[g]] if g in rec else [])
-            a = a[0] if len(a) == 1 else sum(a[1:], a[0])
-            if len(a.shape) == 1:  # bias-only gate: constant over the batch
-                a = ops.broadcast_to(a, ops.shape(h_prev))
-            gates[g] = self.recurrent_activation(a)
-        if "f" in gates:
-            gates["r"] = gates["f"]
-            gates["z"] = 1.0 - gates["f"]
-        z, r = gates["z"], gates.get("r")
-
-        cand = pre["h"]
-        if "h" in self._h_blocks:
-            if "h" in rec:  # reset after U (or no reset at all)
-                cand = cand + [rec["h"] if r is None else r * rec["h"]]
-            else:  # reset before U (Cho et al. 2014)
-                cand = cand + [ops.matmul(r * h_in, self.recurrent_kernel[:, -n:])]
-        hh = cand[0] if len(cand) == 1 else sum(cand[1:], cand[0])
-        hh = self.activation(hh)
-        h = z * h_prev + (1.0 - z) * hh
-        return h, gates
+    def recurrent_step(self, projected, h_prev, recurrent_mask=None):
+        """One state half-step: ``self.recurrent_fn()(projected, h_prev, recurrent_mask)``."""
+        return self.recurrent_fn()(projected, h_prev, recurrent_mask)
 
     # --------------------------------------------------------------- Keras
     def call(self, inputs, states, training=False):

@@ -71,12 +71,11 @@ def gate_activations(layer_or_cell, inputs, initial_state=None, mask=None):
                 f"`initial_state` must have shape {(batch, cell.units)}; got {tuple(h0.shape)}."
             )
     projected = cell.project_inputs(x, training=False)
-    if projected is None:
-        projected = x[:, :, :0]
     names = cell.gate_names
+    recurrent = cell.recurrent_fn()
 
     def step(p_t, states):
-        h, gates = cell.recurrent_step(p_t, states[0])
+        h, gates = recurrent(p_t, states[0])
         return ops.concatenate([gates[k] for k in names] + [h], axis=-1), [h]
 
     m = None if mask is None else ops.convert_to_tensor(np.asarray(mask, dtype=bool))

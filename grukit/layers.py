@@ -15,6 +15,7 @@ import keras
 from keras import ops
 from keras.src import backend as _backend  # backend.rnn: the loop keras.layers.RNN uses
 
+from grukit import _loop
 from grukit.cells import GatedRNNCell, get_cell
 
 __all__ = ["RNN", "GRU"]
@@ -33,6 +34,20 @@ class RNN(keras.layers.RNN):
             recurrence as a parallel scan ``h_t = a_t * h_{t-1} + b_t``
             (``keras.ops.associative_scan``). Only variants whose blocks never
             see ``h`` (minGRU) allow it; ``"auto"`` uses it for them.
+        use_cudnn: ``"auto"`` (default), ``True`` or ``False``. For the
+            standard ``gru`` variant, whose weights are ``keras.layers.GRU``'s,
+            use the backend's fused GRU kernel (cuDNN on TF-GPU and
+            torch-CUDA) when its conditions hold, as ``keras.layers.GRU``
+            does: tanh/sigmoid activations, ``reset_after=True``, no
+            recurrent dropout. On the torch backend this is ``torch.nn.GRU``'s
+            own kernel, on CPU too (no mask, float32/float64). ``True``
+            raises if no fused kernel can be used.
+        projection: ``"auto"`` (default), ``"sequence"`` or ``"step"``. Where
+            the input projection ``x W`` runs: once for the whole sequence
+            before the loop, or inside the loop. ``"auto"`` picks per backend:
+            ``"step"`` on JAX (XLA-CPU differentiates a scan over a projected
+            sequence slowly), ``"sequence"`` elsewhere and always for Li-GRU
+            in training, whose normalisation needs the whole sequence.
 
     With the same weights, outputs equal ``keras.layers.RNN(cell)`` (for
     Li-GRU in inference; in training this layer normalises with the
@@ -44,10 +59,19 @@ class RNN(keras.layers.RNN):
         (8, 100, 64)
     """
 
-    def __init__(self, cell, parallel="auto", **kwargs):
+    def __init__(self, cell, parallel="auto", use_cudnn="auto", projection="auto", **kwargs):
         super().__init__(cell, **kwargs)
         if parallel not in ("auto", True, False):
             raise ValueError(f"`parallel` must be 'auto', True or False, got {parallel!r}.")
+        if use_cudnn not in ("auto", True, False):
+            raise ValueError(f"`use_cudnn` must be 'auto', True or False, got {use_cudnn!r}.")
+        if use_cudnn is True and not (isinstance(cell, GatedRNNCell) and cell.spec.name == "gru"):
+            raise ValueError("`use_cudnn=True` needs the standard 'gru' variant.")
+        self.use_cudnn = use_cudnn
+        if projection not in ("auto", "sequence", "step"):
+            raise ValueError(
+                f"`projection` must be 'auto', 'sequence' or 'step', got {projection!r}.")
+        self.projection = projection
         fast = isinstance(cell, GatedRNNCell)
         if parallel is True and not (fast and cell.spec.parallel):
             name = cell.spec.name if fast else type(cell).__name__
@@ -66,37 +90,83 @@ class RNN(keras.layers.RNN):
             )
         super().build(sequences_shape, initial_state_shape)
 
+    def _project_per_step(self, training):
+        """Whether the input projection runs inside the loop (see ``projection``)."""
+        if self.projection != "auto":
+            return self.projection == "step"
+        # XLA on CPU differentiates a scan over the projected sequence slowly:
+        # its backward stacks a (time, batch, k*units) gradient. Projecting
+        # inside the scan is up to 3x faster there (benchmarks/). Li-GRU needs
+        # the whole projected sequence for its normalisation statistics.
+        return keras.backend.backend() == "jax" and not self.cell.spec.input_norm
+
     def inner_loop(self, sequences, initial_state, mask, training=False):
         cell = self.cell
         if not isinstance(cell, GatedRNNCell):
             return super().inner_loop(sequences, initial_state, mask, training)
+        h0 = initial_state[0]
         if training and cell.dropout > 0:
             dp = cell.get_dropout_mask(sequences[:, 0, :])
             sequences = sequences * ops.expand_dims(dp, 1)
+        if cell.spec.name == "gru" and self.use_cudnn in ("auto", True):
+            fused = self._fused_gru(sequences, h0, mask, training)
+            if fused is not None:
+                return fused
         rec_mask = None
         if training and cell.recurrent_dropout > 0:
-            rec_mask = cell.get_recurrent_dropout_mask(initial_state[0])
-        projected = cell.project_inputs(sequences, training=training, mask=mask)
+            rec_mask = cell.get_recurrent_dropout_mask(h0)
+        recurrent = cell.recurrent_fn()
         if self._parallel:
-            return self._parallel_scan(projected, initial_state[0], mask)
+            projected = cell.project_inputs(sequences, training=training, mask=mask)
+            return self._parallel_scan(projected, h0, mask)
+        if self._project_per_step(training) and not (cell.spec.input_norm and training):
+            def step(x_t, h):
+                return recurrent(cell.project_inputs(x_t), h, rec_mask)[0]
+            xs = sequences
+        else:
+            def step(p_t, h):
+                return recurrent(p_t, h, rec_mask)[0]
+            xs = cell.project_inputs(sequences, training=training, mask=mask)
+        return _loop.scan(step, xs, h0, mask=mask, go_backwards=self.go_backwards,
+                          return_sequences=self.return_sequences,
+                          zero_output_for_mask=self.zero_output_for_mask, unroll=self.unroll)
 
-        def step(p_t, states):
-            h, _ = cell.recurrent_step(p_t, states[0], rec_mask)
-            return h, [h]
-
-        if projected is None:  # no block sees x: feed a dummy zero-width sequence
-            projected = sequences[:, :, :0]
-        return _backend.rnn(
-            step,
-            projected,
-            list(initial_state),
-            go_backwards=self.go_backwards,
-            mask=mask,
-            unroll=self.unroll,
-            input_length=sequences.shape[1],
-            zero_output_for_mask=self.zero_output_for_mask,
-            return_all_outputs=self.return_sequences,
-        )
+    def _fused_gru(self, sequences, h0, mask, training):
+        """The backend's fused GRU (cuDNN; torch's ATen kernel), or None where it does not apply."""
+        cell = self.cell
+        usable = (not (training and cell.recurrent_dropout) and not self.zero_output_for_mask
+                  and cell.reset_after and not self.unroll)
+        if usable and keras.backend.backend() == "torch" and mask is None \
+                and cell.activation is keras.activations.tanh \
+                and cell.recurrent_activation is keras.activations.sigmoid \
+                and str(sequences.dtype).split(".")[-1] in ("float32", "float64"):
+            return _loop.torch_gru(sequences, h0, cell.kernel.value, cell.recurrent_kernel.value,
+                                   None if cell.bias is None else cell.bias.value,
+                                   self.go_backwards, self.return_sequences)
+        if usable and keras.backend.backend() != "jax":
+            # On JAX, backend.gru is a plain lax.scan over the hoisted
+            # projection, slower on CPU than grukit's own loop (see above).
+            try:
+                out = _backend.gru(
+                    sequences, h0, mask,
+                    kernel=cell.kernel, recurrent_kernel=cell.recurrent_kernel,
+                    bias=cell.bias, activation=cell.activation,
+                    recurrent_activation=cell.recurrent_activation,
+                    return_sequences=self.return_sequences,
+                    go_backwards=self.go_backwards, unroll=self.unroll,
+                    reset_after=cell.reset_after,
+                )
+                if _backend.backend() == "tensorflow":
+                    self.supports_jit = False  # cuDNN ops are not XLA-compatible
+                return out
+            except NotImplementedError:
+                pass
+        if self.use_cudnn is True:
+            raise ValueError(
+                "use_cudnn=True, but no fused GRU kernel supports this configuration "
+                "or device; use use_cudnn='auto' to fall back."
+            )
+        return None
 
     def _parallel_scan(self, projected, h0, mask):
         """h_t = a_t h_{t-1} + b_t for all t at once (minGRU)."""
@@ -131,7 +201,8 @@ class RNN(keras.layers.RNN):
         return last, outputs, [last]
 
     def get_config(self):
-        return {**super().get_config(), "parallel": self.parallel}
+        return {**super().get_config(), "parallel": self.parallel, "use_cudnn": self.use_cudnn,
+                "projection": self.projection}
 
 
 @keras.saving.register_keras_serializable(package="grukit")
@@ -156,7 +227,7 @@ class GRU(RNN):
     """
 
     _LAYER_ARGS = ("return_sequences", "return_state", "go_backwards", "stateful",
-                   "unroll", "zero_output_for_mask", "parallel", "name", "dtype",
+                   "unroll", "zero_output_for_mask", "parallel", "use_cudnn", "projection", "name", "dtype",
                    "trainable", "activity_regularizer", "input_shape", "batch_input_shape")
 
     def __init__(self, units, variant="gru", **kwargs):

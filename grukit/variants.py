@@ -65,7 +65,20 @@ class Variant:
     equations: str = ""
     mapping: str = ""
 
+    def __post_init__(self):
+        if set(self.terms) != set(self.blocks):
+            raise ValueError(f"{self.name}: terms must name the blocks {self.blocks}")
+        if len({self.terms[g] for g in self.gates}) != 1:
+            raise ValueError(f"{self.name}: all gates must see the same terms")
+        if "x" not in self.terms["h"]:
+            raise ValueError(f"{self.name}: the candidate must see the input")
+
     # --- derived structure -------------------------------------------------
+    @property
+    def gate_terms(self) -> str:
+        """The terms every gate sees (the gates of a variant share them)."""
+        return self.terms[self.gates[0]]
+
     @property
     def blocks(self) -> Tuple[str, ...]:
         """Gate blocks followed by the candidate block ``"h"``."""

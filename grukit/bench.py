@@ -1,0 +1,346 @@
+"""``grukit bench``: training and inference throughput, every variant x backend x implementation.
+
+Each configuration runs in its own process (a fresh backend, nothing shared),
+warm-up steps are excluded, and the figure is the median over ``--repeats``
+timed blocks of ``--steps-per-repeat`` steps. Ratios are computed between
+configurations of the same run only. Results go to ``OUT/results.json``,
+``OUT/results.md`` and ``OUT/results.png``.
+
+Implementations:
+
+* ``keras_rnn``  -- ``keras.layers.RNN(grukit cell)``: the plain-cell baseline.
+* ``grukit``     -- ``grukit.layers.RNN(cell)`` (minGRU: parallel scan).
+* ``grukit_seq`` -- minGRU only: ``grukit.layers.RNN(cell, parallel=False)``.
+* ``keras_gru``  -- ``keras.layers.GRU`` (variant ``gru`` only).
+* ``torch_gru``  -- ``torch.nn.GRU`` in plain PyTorch (variant ``gru`` only;
+  reported under backend ``torch-native``), the outside reference.
+
+The model is ``Input(T, features) -> recurrent layer (last state) -> Dense(1)``
+trained with Adam on MSE; a training step is one ``train_on_batch``, an
+inference step one ``predict_on_batch`` (compiled functions on every backend).
+
+Example::
+
+    grukit bench --variants gru mgu mingru --backends jax torch --steps 100 --out /tmp/b
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+ALL_BACKENDS = ("tensorflow", "jax", "torch")
+ALL_IMPLS = ("keras_rnn", "grukit", "grukit_seq", "keras_gru", "torch_gru")
+
+
+def add_parser(sub):
+    p = sub.add_parser("bench", help="benchmark variants x backends x implementations",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--variants", nargs="+", default=None, help="default: all")
+    p.add_argument("--backends", nargs="+", default=list(ALL_BACKENDS), choices=ALL_BACKENDS)
+    p.add_argument("--impls", nargs="+", default=list(ALL_IMPLS), choices=ALL_IMPLS)
+    p.add_argument("--steps", nargs="+", type=int, default=[100, 1000],
+                   help="sequence lengths T (default 100 1000)")
+    p.add_argument("--mingru-steps", nargs="*", type=int, default=[1024, 4096],
+                   help="extra lengths for minGRU and the gru reference (default 1024 4096)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--features", type=int, default=32)
+    p.add_argument("--units", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--steps-per-repeat", type=int, default=0,
+                   help="steps per timed block (default: about 1 s of work)")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--timeout", type=int, default=900, help="seconds per configuration")
+    p.add_argument("--modes", nargs="+", default=["train", "infer"], choices=["train", "infer"])
+    p.add_argument("--out", default="benchmarks/latest")
+    p.add_argument("--machine", default=None, help="machine description for the report")
+    p.set_defaults(func=run)
+    return p
+
+
+# ----------------------------------------------------------------- planning
+def plan(args):
+    """The list of configurations to measure (dicts)."""
+    from grukit.variants import get_variant, variants
+
+    names = [get_variant(n).name for n in args.variants] if args.variants else [
+        v.name for v in variants()]
+    configs = []
+    for variant in names:
+        lengths = list(args.steps)
+        if variant in ("mingru", "gru"):
+            lengths += [t for t in args.mingru_steps if t not in lengths]
+        for T in lengths:
+            long_run = T not in args.steps  # the extra lengths: minGRU story only
+            for impl in args.impls:
+                if impl in ("keras_gru", "torch_gru") and variant != "gru":
+                    continue
+                if impl == "grukit_seq" and variant != "mingru":
+                    continue
+                if long_run and impl not in ("grukit", "grukit_seq"):
+                    continue
+                backends = ["torch-native"] if impl == "torch_gru" else args.backends
+                if impl == "torch_gru" and "torch" not in args.backends:
+                    continue
+                for backend in backends:
+                    configs.append(dict(variant=variant, impl=impl, backend=backend, T=T,
+                                        batch=args.batch, features=args.features,
+                                        units=args.units))
+    return configs
+
+
+# ------------------------------------------------------------------ worker
+def _time_steps(fn, warmup, repeats, per_repeat):
+    for _ in range(warmup):
+        fn()
+    if per_repeat <= 0:  # calibrate to ~1 s per block
+        t0 = time.perf_counter()
+        fn()
+        per_repeat = max(1, min(50, int(1.0 / max(time.perf_counter() - t0, 1e-4))))
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(per_repeat):
+            fn()
+        rates.append(per_repeat / (time.perf_counter() - t0))
+    return statistics.median(rates), rates
+
+
+def _worker_keras(cfg, modes, warmup, repeats, per_repeat):
+    import numpy as np
+    import keras
+
+    import grukit
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((cfg["batch"], cfg["T"], cfg["features"])).astype("float32")
+    y = rng.standard_normal((cfg["batch"], 1)).astype("float32")
+    impl, units = cfg["impl"], cfg["units"]
+    if impl == "keras_gru":
+        layer = keras.layers.GRU(units)
+    elif impl == "keras_rnn":
+        layer = keras.layers.RNN(grukit.get_cell(cfg["variant"], units))
+    else:
+        layer = grukit.layers.RNN(grukit.get_cell(cfg["variant"], units),
+                                  parallel="auto" if impl == "grukit" else False)
+    inp = keras.Input((cfg["T"], cfg["features"]), batch_size=cfg["batch"])
+    model = keras.Model(inp, keras.layers.Dense(1)(layer(inp)))
+    model.compile(optimizer="adam", loss="mse")
+    out = {}
+    if "train" in modes:
+        out["train"] = _time_steps(lambda: model.train_on_batch(x, y), warmup, repeats, per_repeat)
+    if "infer" in modes:
+        out["infer"] = _time_steps(lambda: model.predict_on_batch(x), warmup, repeats, per_repeat)
+    return out
+
+
+def _worker_torch(cfg, modes, warmup, repeats, per_repeat):
+    import torch
+
+    torch.manual_seed(0)
+    x = torch.randn(cfg["batch"], cfg["T"], cfg["features"])
+    y = torch.randn(cfg["batch"], 1)
+    rnn = torch.nn.GRU(cfg["features"], cfg["units"], batch_first=True)
+    head = torch.nn.Linear(cfg["units"], 1)
+    params = list(rnn.parameters()) + list(head.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+
+    def train():
+        opt.zero_grad()
+        _, h = rnn(x)
+        loss = torch.nn.functional.mse_loss(head(h[-1]), y)
+        loss.backward()
+        opt.step()
+
+    def infer():
+        with torch.no_grad():
+            _, h = rnn(x)
+            head(h[-1])
+
+    out = {}
+    if "train" in modes:
+        out["train"] = _time_steps(train, warmup, repeats, per_repeat)
+    if "infer" in modes:
+        out["infer"] = _time_steps(infer, warmup, repeats, per_repeat)
+    return out
+
+
+def worker_main(argv):
+    """Entry point of one configuration's process: prints one JSON line."""
+    spec = json.loads(argv[0])
+    cfg, opts = spec["config"], spec["options"]
+    fn = _worker_torch if cfg["impl"] == "torch_gru" else _worker_keras
+    result = fn(cfg, opts["modes"], opts["warmup"], opts["repeats"], opts["steps_per_repeat"])
+    print("GRUKIT_BENCH " + json.dumps({k: {"median": v[0], "all": v[1]} for k, v in result.items()}))
+
+
+# ------------------------------------------------------------------ driver
+def _run_one(cfg, args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    if cfg["backend"] != "torch-native":
+        env["KERAS_BACKEND"] = cfg["backend"]
+    payload = json.dumps({"config": cfg, "options": {
+        "modes": args.modes, "warmup": args.warmup, "repeats": args.repeats,
+        "steps_per_repeat": args.steps_per_repeat}})
+    t0 = time.time()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "grukit.bench", payload], env=env,
+                              capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {args.timeout} s"}
+    for line in proc.stdout.splitlines():
+        if line.startswith("GRUKIT_BENCH "):
+            res = json.loads(line[len("GRUKIT_BENCH "):])
+            res["wall_s"] = round(time.time() - t0, 1)
+            return res
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+    return {"error": " | ".join(tail) or f"exit code {proc.returncode}"}
+
+
+def _machine(args):
+    if args.machine:
+        return args.machine
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def _versions():
+    out = {"python": platform.python_version()}
+    for mod in ("keras", "tensorflow", "jax", "torch"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # not installed
+            pass
+    return out
+
+
+def _key(r):
+    return (r["variant"], r["T"])
+
+
+def ratios(results):
+    """Derived ratios (same run only), keyed by a readable name."""
+    def rate(variant, impl, backend, T, mode):
+        for r in results:
+            if (r["variant"], r["impl"], r["backend"], r["T"]) == (variant, impl, backend, T) \
+                    and mode in r.get("result", {}):
+                return r["result"][mode]["median"]
+        return None
+
+    out = {}
+    lengths = sorted({r["T"] for r in results})
+    backends = sorted({r["backend"] for r in results} - {"torch-native"})
+    variants_ = sorted({r["variant"] for r in results})
+    for T in lengths:
+        for mode in ("train", "infer"):
+            torch_ref = rate("gru", "torch_gru", "torch-native", T, mode)
+            for b in backends:
+                g = rate("gru", "grukit", b, T, mode)
+                k = rate("gru", "keras_gru", b, T, mode)
+                if g and k:
+                    out[f"{mode} T={T} {b}: grukit gru / keras.layers.GRU"] = g / k
+                if g and torch_ref:
+                    out[f"{mode} T={T} {b}: grukit gru / torch.nn.GRU"] = g / torch_ref
+                for v in variants_:
+                    gv, kv = rate(v, "grukit", b, T, mode), rate(v, "keras_rnn", b, T, mode)
+                    if gv and kv:
+                        out[f"{mode} T={T} {b}: grukit {v} / keras.layers.RNN(cell)"] = gv / kv
+                    if v != "gru" and gv and g:
+                        out[f"{mode} T={T} {b}: grukit {v} / grukit gru"] = gv / g
+                s = rate("mingru", "grukit_seq", b, T, mode)
+                p = rate("mingru", "grukit", b, T, mode)
+                if s and p:
+                    out[f"{mode} T={T} {b}: minGRU parallel / minGRU sequential"] = p / s
+    return out
+
+
+def write_report(report, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    lines = [f"# grukit benchmark, {report['date']}", "",
+             f"Machine: {report['machine']}  ", f"Versions: {report['versions']}  ",
+             f"Shape: batch {report['shape']['batch']}, features {report['shape']['features']}, "
+             f"units {report['shape']['units']}; steps/s, median of {report['repeats']} blocks, "
+             "warm-up excluded, one process per row.  ", f"Command: `{report['command']}`", "",
+             "| variant | T | implementation | backend | train steps/s | infer steps/s |",
+             "|---|---|---|---|---|---|"]
+    for r in sorted(report["results"], key=lambda r: (r["variant"], r["T"], r["impl"], r["backend"])):
+        res = r.get("result", {})
+        if "error" in res:
+            lines.append(f"| {r['variant']} | {r['T']} | {r['impl']} | {r['backend']} | "
+                         f"error: {res['error'][:80]} | |")
+            continue
+        cells = [f"{res[m]['median']:.2f}" if m in res else "" for m in ("train", "infer")]
+        lines.append(f"| {r['variant']} | {r['T']} | {r['impl']} | {r['backend']} | {cells[0]} | {cells[1]} |")
+    lines += ["", "## Ratios (same run)", "", "| ratio | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in sorted(report["ratios"].items())]
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    try:
+        _plot(report, os.path.join(out_dir, "results.png"))
+    except ImportError:
+        print("matplotlib not installed: no plot written", file=sys.stderr)
+
+
+def _plot(report, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in report["results"] if "train" in r.get("result", {})]
+    lengths = sorted({r["T"] for r in rows})
+    fig, axes = plt.subplots(1, len(lengths), figsize=(6 * len(lengths), 0.3 * len(rows) / max(1, len(lengths)) + 2.5),
+                             squeeze=False)
+    for ax, T in zip(axes[0], lengths):
+        sel = sorted([r for r in rows if r["T"] == T], key=lambda r: r["result"]["train"]["median"])
+        labels = [f"{r['variant']} {r['impl']} [{r['backend']}]" for r in sel]
+        ax.barh(labels, [r["result"]["train"]["median"] for r in sel])
+        ax.set_title(f"training steps/s, T={T}")
+        ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def run(args):
+    configs = plan(args)
+    print(f"{len(configs)} configurations -> {args.out}", flush=True)
+    results = []
+    for i, cfg in enumerate(configs, 1):
+        res = _run_one(cfg, args)
+        results.append({**cfg, "result": res})
+        shown = "  ".join(f"{m} {res[m]['median']:.2f}/s" for m in ("train", "infer") if m in res)
+        print(f"[{i}/{len(configs)}] {cfg['variant']:7} T={cfg['T']:<5} {cfg['impl']:10} "
+              f"{cfg['backend']:12} {shown or res.get('error')}", flush=True)
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": _machine(args), "versions": _versions(),
+        "command": "grukit bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "grukit bench",
+        "shape": {"batch": args.batch, "features": args.features, "units": args.units},
+        "repeats": args.repeats, "results": results,
+    }
+    report["ratios"] = ratios(results)
+    write_report(report, args.out)
+    failed = [r for r in results if "error" in r["result"]]
+    print(f"wrote {args.out}/results.{{json,md,png}}; {len(failed)} failed configurations")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    worker_main(sys.argv[1:])

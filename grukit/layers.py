@@ -18,7 +18,34 @@ from keras.src import backend as _backend  # backend.rnn: the loop keras.layers.
 from grukit import _loop
 from grukit.cells import GatedRNNCell, get_cell
 
-__all__ = ["RNN", "GRU"]
+__all__ = ["RNN", "GRU", "linear_scan"]
+
+
+def linear_scan(a, b):
+    """All states of ``h_t = a_t * h_{t-1} + b_t`` (``h_{-1} = 0``) along axis 1, in parallel.
+
+    ``a`` and ``b`` are ``[batch, time, units]`` with a static ``time``. On
+    JAX this is ``jax.lax.associative_scan`` (work-efficient); elsewhere a
+    recursive doubling (Hillis & Steele): ``ceil(log2 T)`` vectorised passes
+    of the associative combination ``(a1, b1) . (a2, b2) = (a1 a2, a2 b1 + b2)``.
+    Only products of the ``a`` (in [0, 1] for gates) are formed -- no logs,
+    no division -- so it is stable for any length.
+
+    Example:
+        >>> a, b = np.full((1, 3, 1), 0.5), np.ones((1, 3, 1))
+        >>> grukit.layers.linear_scan(a, b)[0, :, 0]     # 1, 1.5, 1.75
+    """
+    if keras.backend.backend() == "jax":
+        def combine(left, right):
+            return left[0] * right[0], right[0] * left[1] + right[1]
+        return ops.associative_scan(combine, (a, b), axis=1)[1]
+    steps, k = a.shape[1], 1
+    while k < steps:
+        pad = [[0, 0], [k, 0], [0, 0]]
+        b = a * ops.pad(b[:, :-k], pad) + b
+        a = a * ops.pad(a[:, :-k], pad, constant_values=1.0)
+        k *= 2
+    return b
 
 
 @keras.saving.register_keras_serializable(package="grukit")
@@ -32,8 +59,11 @@ class RNN(keras.layers.RNN):
             lists of cells, run exactly as in ``keras.layers.RNN``.
         parallel: ``"auto"`` (default), ``True`` or ``False``. Run the
             recurrence as a parallel scan ``h_t = a_t * h_{t-1} + b_t``
-            (``keras.ops.associative_scan``). Only variants whose blocks never
-            see ``h`` (minGRU) allow it; ``"auto"`` uses it for them.
+            (:func:`linear_scan`). Only variants whose blocks never see ``h``
+            (minGRU) allow it; ``"auto"`` uses it for them. It needs a static
+            sequence length; where the length is unknown (TF with
+            ``Input((None, d))``, JAX export with a symbolic length) the layer
+            falls back to the sequential loop, with the same values.
         use_cudnn: ``"auto"`` (default), ``True`` or ``False``. For the
             standard ``gru`` variant, whose weights are ``keras.layers.GRU``'s,
             use the backend's fused GRU kernel (cuDNN on TF-GPU and
@@ -169,36 +199,40 @@ class RNN(keras.layers.RNN):
         return None
 
     def _parallel_scan(self, projected, h0, mask):
-        """h_t = a_t h_{t-1} + b_t for all t at once (minGRU)."""
+        """minGRU over the whole sequence at once: h_t = a_t h_{t-1} + b_t.
+
+        Needs a static sequence length (a Python int); with an unknown one
+        (TF graphs with ``Input((None, d))``, JAX export with a symbolic
+        length) it falls back to the sequential loop, which gives the same
+        values.
+        """
         cell = self.cell
-        n = cell.units
+        n, steps = cell.units, projected.shape[1]
+        if not isinstance(steps, int):
+            recurrent = cell.recurrent_fn()
+            return _loop.scan(lambda p_t, h: recurrent(p_t, h)[0], projected, h0, mask=mask,
+                              go_backwards=self.go_backwards,
+                              return_sequences=self.return_sequences,
+                              zero_output_for_mask=self.zero_output_for_mask)
         z = cell.recurrent_activation(projected[..., :n])
-        hh = cell.activation(projected[..., n:])
-        a, b = z, (1.0 - z) * hh
+        a, b = z, (1.0 - z) * cell.activation(projected[..., n:])
         if mask is not None:  # masked steps keep the state: a = 1, b = 0
             m = ops.expand_dims(ops.cast(mask, a.dtype), -1)
-            a = a * m + (1.0 - m)
-            b = b * m
+            a, b = a * m + (1.0 - m), b * m
         if self.go_backwards:
             a, b = ops.flip(a, axis=1), ops.flip(b, axis=1)
-            if mask is not None:
-                mask = ops.flip(mask, axis=1)
-        # Fold the initial state into the first step.
+            mask = None if mask is None else ops.flip(mask, axis=1)
+        # Fold the initial state into the first step, then scan.
         b = ops.concatenate([a[:, :1] * ops.expand_dims(h0, 1) + b[:, :1], b[:, 1:]], axis=1)
-
-        def combine(left, right):
-            a1, b1 = left
-            a2, b2 = right
-            return a1 * a2, a2 * b1 + b2
-
-        _, h = ops.associative_scan(combine, (a, b), axis=1)
+        h = linear_scan(a, b)
         last = h[:, -1]
         outputs = h
         if mask is not None and self.zero_output_for_mask:
             outputs = h * ops.expand_dims(ops.cast(mask, h.dtype), -1)
+            last = outputs[:, -1]
         if not self.return_sequences:
             outputs = ops.expand_dims(last, 1)
-        return last, outputs, [last]
+        return last, outputs, [h[:, -1]]
 
     def get_config(self):
         return {**super().get_config(), "parallel": self.parallel, "use_cudnn": self.use_cudnn,

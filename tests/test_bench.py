@@ -1,0 +1,75 @@
+"""The benchmark's planning, ratios and report (its timings are not tested)."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from grukit import bench
+
+from conftest import BACKEND, REPO
+
+
+def _args(**kw):
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    bench.add_parser(sub)
+    argv = ["bench"]
+    for k, v in kw.items():
+        argv += [f"--{k.replace('_', '-')}"] + ([str(x) for x in v] if isinstance(v, list) else [str(v)])
+    return parser.parse_args(argv)
+
+
+def test_plan_covers_the_matrix():
+    configs = bench.plan(_args(steps=[100, 1000], mingru_steps=[4096]))
+    keys = {(c["variant"], c["impl"], c["backend"], c["T"]) for c in configs}
+    for v in ("gru", "mgu2", "ligru", "mingru"):
+        for b in ("tensorflow", "jax", "torch"):
+            for T in (100, 1000):
+                assert (v, "grukit", b, T) in keys and (v, "keras_rnn", b, T) in keys
+    assert ("gru", "keras_gru", "jax", 100) in keys
+    assert ("gru", "torch_gru", "torch-native", 1000) in keys
+    assert ("mingru", "grukit", "jax", 4096) in keys and ("mingru", "grukit_seq", "torch", 4096) in keys
+    assert not any(c["impl"] == "keras_gru" and c["variant"] != "gru" for c in configs)
+
+
+def test_plan_rejects_unknown_variant():
+    with pytest.raises(ValueError, match="Unknown variant"):
+        bench.plan(_args(variants=["gru9"]))
+
+
+def test_ratios_and_report(tmp_path):
+    def row(variant, impl, backend, train):
+        return {"variant": variant, "impl": impl, "backend": backend, "T": 100,
+                "result": {"train": {"median": train, "all": [train]}}}
+    results = [row("gru", "grukit", "jax", 30.0), row("gru", "keras_gru", "jax", 20.0),
+               row("gru", "keras_rnn", "jax", 15.0), row("gru", "torch_gru", "torch-native", 25.0),
+               row("mgu", "grukit", "jax", 45.0), row("mgu", "keras_rnn", "jax", 5.0),
+               {**row("mingru", "grukit", "jax", 1), "result": {"error": "boom"}}]
+    r = bench.ratios(results)
+    assert r["train T=100 jax: grukit gru / keras.layers.GRU"] == pytest.approx(1.5)
+    assert r["train T=100 jax: grukit gru / torch.nn.GRU"] == pytest.approx(1.2)
+    assert r["train T=100 jax: grukit mgu / grukit gru"] == pytest.approx(1.5)
+    report = {"date": "d", "machine": "m", "versions": {}, "command": "c", "repeats": 1,
+              "shape": {"batch": 1, "features": 1, "units": 1}, "results": results, "ratios": r}
+    bench.write_report(report, str(tmp_path))
+    md = (tmp_path / "results.md").read_text()
+    assert "| gru | 100 | grukit | jax | 30.00 |" in md and "error: boom" in md
+    assert json.loads((tmp_path / "results.json").read_text())["ratios"] == r
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="spawns its own processes; runs in the TF pass")
+def test_bench_command_end_to_end(tmp_path):
+    out = tmp_path / "b"
+    cmd = [sys.executable, "-m", "grukit", "bench", "--variants", "gru", "--backends", "jax",
+           "--impls", "grukit", "keras_gru", "--steps", "6", "--mingru-steps", "--batch", "2",
+           "--features", "3", "--units", "4", "--repeats", "1", "--steps-per-repeat", "1",
+           "--warmup", "1", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((out / "results.json").read_text())
+    assert len(report["results"]) == 2 and all("train" in r["result"] for r in report["results"])
+    assert "train T=6 jax: grukit gru / keras.layers.GRU" in report["ratios"]
+    assert (out / "results.md").exists()

@@ -1,0 +1,128 @@
+"""grukit.layers specifics: projection placement, fused GRU, parallel scan, fallbacks."""
+import numpy as np
+import pytest
+import keras
+
+import grukit
+from grukit.layers import linear_scan
+
+from conftest import BACKEND, to_np
+
+VARIANTS = [v.name for v in grukit.variants()]
+
+
+def _pair(variant, **kw):
+    """Two layers with identical weights, built on a (2, 7, 3) input."""
+    a = grukit.layers.GRU(5, variant=variant, return_sequences=True, **kw.pop("a", {}), **kw)
+    b = grukit.layers.GRU(5, variant=variant, return_sequences=True, **kw.pop("b", {}), **kw)
+    x = np.random.default_rng(0).standard_normal((2, 7, 3)).astype("float32")
+    a(x), b(x)
+    b.set_weights(a.get_weights())
+    return a, b, x
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_projection_step_equals_sequence(variant):
+    a = grukit.layers.GRU(5, variant=variant, return_sequences=True, projection="step", parallel=False)
+    b = grukit.layers.GRU(5, variant=variant, return_sequences=True, projection="sequence", parallel=False)
+    x = np.random.default_rng(0).standard_normal((2, 7, 3)).astype("float32")
+    a(x), b(x)
+    b.set_weights(a.get_weights())
+    mask = np.array([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]], bool)
+    np.testing.assert_allclose(to_np(a(x, mask=mask)), to_np(b(x, mask=mask)), atol=1e-6)
+
+
+def test_fused_gru_path_equals_grukit_loop():
+    # use_cudnn="auto" takes the backend's fused kernel where one exists (on the
+    # torch backend: torch.nn.GRU's ATen kernel, on CPU too); use_cudnn=False never.
+    fused = grukit.layers.GRU(6, return_sequences=True)
+    loop = grukit.layers.GRU(6, return_sequences=True, use_cudnn=False)
+    x = np.random.default_rng(1).standard_normal((3, 9, 4)).astype("float32")
+    fused(x), loop(x)
+    rng = np.random.default_rng(2)
+    weights = [rng.standard_normal(w.shape).astype("float32") * 0.3 for w in fused.get_weights()]
+    fused.set_weights(weights)
+    loop.set_weights(weights)
+    for kw in ({}, {"go_backwards": True}):
+        f2 = grukit.layers.GRU(6, return_sequences=True, **kw)
+        l2 = grukit.layers.GRU(6, return_sequences=True, use_cudnn=False, **kw)
+        f2(x), l2(x)
+        f2.set_weights(weights), l2.set_weights(weights)
+        np.testing.assert_allclose(to_np(f2(x)), to_np(l2(x)), atol=1e-5)
+    ref = keras.layers.GRU(6, return_sequences=True)
+    ref(x)
+    ref.set_weights(weights)
+    np.testing.assert_allclose(to_np(fused(x)), to_np(ref(x)), atol=1e-5)
+
+
+def test_fused_gru_gradients_match_loop():
+    if BACKEND != "torch":
+        pytest.skip("the CPU fused kernel exists on the torch backend only")
+    import torch
+
+    x = torch.randn(2, 6, 3)
+    fused = grukit.layers.GRU(4)
+    loop = grukit.layers.GRU(4, use_cudnn=False)
+    fused(x), loop(x)
+    loop.set_weights(fused.get_weights())
+    grads = []
+    for layer in (fused, loop):
+        out = layer(x).sum()
+        grads.append([g.numpy() for g in torch.autograd.grad(out, [w.value for w in layer.trainable_weights])])
+    for g1, g2 in zip(*grads):
+        np.testing.assert_allclose(g1, g2, atol=1e-5)
+
+
+def test_use_cudnn_true_errors_clearly():
+    with pytest.raises(ValueError, match="use_cudnn=True.*'gru'"):
+        grukit.layers.RNN(grukit.MGUCell(4), use_cudnn=True)
+    layer = grukit.layers.GRU(4, use_cudnn=True, reset_after=False)
+    with pytest.raises(ValueError, match="use_cudnn=True"):
+        layer(np.zeros((1, 3, 2), "float32"))
+
+
+@pytest.mark.parametrize("steps", [1, 2, 5, 64, 1000])
+def test_linear_scan_matches_loop(steps):
+    rng = np.random.default_rng(steps)
+    a = rng.uniform(0, 1, (2, steps, 3)).astype("float32")
+    b = rng.standard_normal((2, steps, 3)).astype("float32")
+    h, expected = np.zeros((2, 3)), []
+    for t in range(steps):
+        h = a[:, t] * h + b[:, t]
+        expected.append(h)
+    got = to_np(linear_scan(keras.ops.convert_to_tensor(a), keras.ops.convert_to_tensor(b)))
+    np.testing.assert_allclose(got, np.stack(expected, 1), atol=1e-5)
+
+
+def test_mingru_unknown_length_falls_back_and_trains():
+    # An unknown time dimension cannot be scanned in parallel: the layer falls
+    # back to the sequential loop, with the same values, inside fit too.
+    inp = keras.Input((None, 4))
+    layer = grukit.layers.GRU(8, variant="mingru")
+    model = keras.Model(inp, keras.layers.Dense(1)(layer(inp)))
+    model.compile("adam", "mse")
+    x = np.random.default_rng(0).standard_normal((8, 30, 4)).astype("float32")
+    hist = model.fit(x, np.ones((8, 1), "float32"), epochs=2, verbose=0)
+    assert np.isfinite(hist.history["loss"]).all()
+    seq = grukit.layers.GRU(8, variant="mingru", parallel=False)
+    seq(x)
+    seq.set_weights(layer.get_weights())
+    np.testing.assert_allclose(to_np(model.layers[1](x)), to_np(seq(x)), atol=1e-5)
+
+
+def test_layer_rejects_bad_options():
+    with pytest.raises(ValueError, match="`projection`"):
+        grukit.layers.GRU(4, projection="fast")
+    with pytest.raises(ValueError, match="`parallel`"):
+        grukit.layers.GRU(4, variant="mingru", parallel="yes")
+    with pytest.raises(ValueError, match="rank 3"):
+        grukit.layers.GRU(4)(np.zeros((2, 3), "float32"))
+
+
+def test_gru_layer_config_roundtrip():
+    layer = grukit.layers.GRU(7, variant="mgu2", dropout=0.25, return_sequences=True,
+                              projection="sequence", go_backwards=True, name="enc")
+    clone = grukit.layers.GRU.from_config(layer.get_config())
+    assert (clone.units, clone.variant, clone.cell.dropout, clone.return_sequences,
+            clone.projection, clone.go_backwards, clone.name) == (7, "mgu2", 0.25, True,
+                                                                  "sequence", True, "enc")

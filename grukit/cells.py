@@ -403,7 +403,17 @@ class GatedRNNCell(keras.layers.GRUCell):
 
     # --------------------------------------------------------------- Keras
     def call(self, inputs, states, training=False):
+        if isinstance(states, (list, tuple)) and len(states) != 1:
+            raise ValueError(
+                f"{type(self).__name__} has one state of shape (batch, {self.units}); got "
+                f"{len(states)} states (`initial_state` of the RNN layer)."
+            )
         h_prev = states[0] if isinstance(states, (list, tuple)) else states
+        if len(h_prev.shape) != 2 or (h_prev.shape[-1] is not None and h_prev.shape[-1] != self.units):
+            raise ValueError(
+                f"{type(self).__name__}: the state (`initial_state` of the RNN layer) must have "
+                f"shape (batch, {self.units}); got {tuple(h_prev.shape)}."
+            )
         if training and self.dropout > 0:
             inputs = inputs * self.get_dropout_mask(inputs)
         rec_mask = None

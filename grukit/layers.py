@@ -120,6 +120,30 @@ class RNN(keras.layers.RNN):
             )
         super().build(sequences_shape, initial_state_shape)
 
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        cell = self.cell
+        if isinstance(cell, GatedRNNCell):
+            if len(sequences.shape) != 3:
+                raise ValueError(
+                    f"{type(self).__name__} expects inputs of rank 3 (batch, time, "
+                    f"features); got shape {tuple(sequences.shape)}."
+                )
+            if sequences.shape[-1] is not None and sequences.shape[-1] != cell.input_dim:
+                raise ValueError(
+                    f"{type(self).__name__} was built for {cell.input_dim} input features; "
+                    f"got inputs of shape {tuple(sequences.shape)}."
+                )
+            if initial_state is not None:
+                states = initial_state if isinstance(initial_state, (list, tuple)) else [initial_state]
+                if len(states) != 1 or (states[0].shape[-1] is not None
+                                        and tuple(states[0].shape[1:]) != (cell.units,)) \
+                        or len(states[0].shape) != 2:
+                    raise ValueError(
+                        f"`initial_state` must be one tensor of shape (batch, {cell.units}); got "
+                        f"{[tuple(s.shape) for s in states]}."
+                    )
+        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+
     def _project_per_step(self, training):
         """Whether the input projection runs inside the loop (see ``projection``)."""
         if self.projection != "auto":

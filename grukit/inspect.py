@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 from keras import ops
-from keras.src import backend as _backend
 
+from grukit import _loop
 from grukit.cells import GatedRNNCell
 
 __all__ = ["gate_activations"]
@@ -70,22 +70,24 @@ def gate_activations(layer_or_cell, inputs, initial_state=None, mask=None):
             raise ValueError(
                 f"`initial_state` must have shape {(batch, cell.units)}; got {tuple(h0.shape)}."
             )
-    projected = cell.project_inputs(x, training=False)
-    names = cell.gate_names
-    recurrent = cell.recurrent_fn()
-
-    def step(p_t, states):
-        h, gates = recurrent(p_t, states[0])
-        return ops.concatenate([gates[k] for k in names] + [h], axis=-1), [h]
-
+    if backwards:  # run the layer's direction as a forward pass over the reversed input
+        x = ops.flip(x, axis=1)
+        mask = None if mask is None else np.asarray(mask, dtype=bool)[:, ::-1]
     m = None if mask is None else ops.convert_to_tensor(np.asarray(mask, dtype=bool))
-    _, out, _ = _backend.rnn(step, projected, [h0], go_backwards=backwards, mask=m,
-                             input_length=steps, zero_output_for_mask=False)
-    out = np.asarray(ops.convert_to_numpy(out), dtype="float64")
+    recurrent = cell.recurrent_fn()
+    projected = cell.project_inputs(x, training=False)
+    _, states, _ = _loop.scan(lambda p_t, h: recurrent(p_t, h)[0], projected, h0, mask=m)
+    # The gates depend only on (projected_t, h_{t-1}): one batched pass over all steps.
+    h_prev = ops.concatenate([ops.expand_dims(h0, 1), states[:, :-1]], axis=1)
+    flat = lambda t: ops.reshape(t, (batch * steps, t.shape[-1]))
+    _, gates = recurrent(flat(projected), flat(h_prev))
+    names = cell.gate_names
+    result = {k: np.asarray(ops.convert_to_numpy(gates[k]), dtype="float64").reshape(batch, steps, -1)
+              for k in names}
+    result["h"] = np.asarray(ops.convert_to_numpy(states), dtype="float64")
     if backwards:
-        out = out[:, ::-1]
-    result = {k: out[..., i * cell.units:(i + 1) * cell.units]
-              for i, k in enumerate(list(names) + ["h"])}
+        result = {k: v[:, ::-1] for k, v in result.items()}
+        mask = None if mask is None else mask[:, ::-1]
     if mask is not None:
         hidden = ~np.asarray(mask, dtype=bool)
         for k in names:

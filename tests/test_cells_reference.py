@@ -5,12 +5,11 @@ Runs under every Keras backend (KERAS_BACKEND=tensorflow|jax|torch).
 float64 note: Keras 3.15 computes some float64 ops in float32 on the JAX and
 torch backends (``dtypes.result_type`` maps float64 to float32 on every backend
 but TensorFlow; keras-team/keras#23704): on JAX ``tanh`` and ``var``, on torch
-``matmul``, ``var`` and ``associative_scan``. ``F64_DOWNCASTS`` below probes
-which of the ops grukit uses are affected. Where some are, the float64 checks
-still run at a float32-level tolerance, and a test that misses the float64
-tolerance is reported as xfail (with the observed error) -- so it becomes a
-real float64 check as soon as Keras keeps float64 in float64. On TensorFlow
-every float64 check is strict (1e-10).
+``matmul``, ``var`` and ``associative_scan``. ``F64_DOWNCASTS`` probes which of
+the ops grukit uses are affected. Where none is (TensorFlow), every float64
+check uses atol 1e-10; elsewhere the float64 checks use a float32-level
+tolerance (1e-6), and ``test_float64_is_float64_accurate`` xfails with the
+observed error -- it becomes a real check as soon as Keras keeps float64.
 """
 
 from __future__ import annotations
@@ -51,6 +50,22 @@ def _dump_errors():
     if path:
         with open(path, "w") as f:
             json.dump({"backend": BACKEND, **MAX_ERR}, f, indent=1, sort_keys=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _jax_fast_compile():
+    """On JAX this module is dominated by XLA compilation of many tiny programs
+    (every eager scan compiles); skip XLA's optimisation passes while it runs."""
+    if BACKEND != "jax":
+        yield
+        return
+    import jax
+    old = jax.config.values["jax_disable_most_optimizations"]
+    jax.config.update("jax_disable_most_optimizations", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_disable_most_optimizations", old)
 
 
 # --------------------------------------------------------------------------
@@ -108,15 +123,18 @@ def dtype(request):
         yield request.param
 
 
+# float64 tolerance: 1e-10 where Keras keeps float64 in float64 (TensorFlow);
+# a float32-level one where it does not (see the module docstring and
+# test_float64_is_float64_accurate, which xfails there with the observed error).
+ATOL64 = TOL64 if F64_EXACT else 1e-6
+
+
 class Checker:
-    """assert_allclose that records errors; for float64 without float64 matmuls,
-    checks at a float32-level tolerance and xfails at the end if 1e-10 was missed."""
+    """assert_allclose (atol by dtype) that records the max abs errors."""
 
     def __init__(self, dtype):
         self.dtype = dtype
-        self.strict = dtype == "float32" or F64_EXACT
-        self.atol = TOL32 if dtype == "float32" else (TOL64 if F64_EXACT else 1e-6)
-        self.missed = []
+        self.atol = TOL32 if dtype == "float32" else ATOL64
 
     def close(self, actual, expected, what, atol=None, rtol=0.0):
         actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
@@ -126,22 +144,22 @@ class Checker:
         _record(f"{self.dtype}/{what.split('[')[0]}", err)
         atol = self.atol if atol is None else atol
         np.testing.assert_allclose(actual, expected, atol=atol, rtol=rtol, err_msg=what)
-        if not self.strict and err > TOL64:
-            self.missed.append(f"{what}: {err:.2e}")
-
-    def finish(self):
-        if self.missed:
-            pytest.xfail(F64_XFAIL_REASON + "; float64 errors " + "; ".join(self.missed[:3]))
+        return err
 
 
 # --------------------------------------------------------------------------
 # helpers
 
 
+# The tests overwrite every weight; constant initializers keep cell creation cheap
+# (on JAX every new shape of a random/orthogonal initializer costs a compilation).
+FAST_INIT = dict(kernel_initializer="zeros", recurrent_initializer="zeros")
+
+
 def make_cell(variant, units, reset_after=False, **kw):
     if grukit.get_variant(variant).has_reset:
         kw["reset_after"] = reset_after
-    return grukit.get_cell(variant, units, **kw)
+    return grukit.get_cell(variant, units, **FAST_INIT, **kw)
 
 
 def random_weights(cell, rng, scale=0.6):
@@ -163,6 +181,30 @@ def built(layer, x):
     """Build a recurrent layer for inputs shaped like x (no call: keeps JAX fast)."""
     layer.build(tuple(np.shape(x)))
     return layer
+
+
+def run(layer, x, jit=False, training=False, **arrays):
+    """layer(x, training=..., **arrays); with ``jit`` on JAX, as one jitted
+    ``stateless_call`` (the path of a compiled model) instead of eager ops.
+
+    On JAX eager mode compiles every op and every scan separately, so the float64
+    and long-sequence checks run jitted there (which covers the traced path too);
+    the float32 checks run eagerly.
+    """
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    if not (jit and BACKEND == "jax"):
+        return layer(x, training=training, **arrays)
+    import jax
+
+    @jax.jit
+    def f(tv, ntv, xx, arrs):
+        return layer.stateless_call(tv, ntv, xx, training=training, **arrs)
+
+    out, ntv = f([v.value for v in layer.trainable_variables],
+                 [v.value for v in layer.non_trainable_variables], x, arrays)
+    for v, val in zip(layer.non_trainable_variables, ntv):
+        v.assign(val)
+    return out
 
 
 def ref_forward(variant, weights, x, reset_after=False, **kw):
@@ -193,10 +235,9 @@ def test_forward_matches_reference(variant, reset_after, dtype):
 
     ref = ref_forward(variant, w, x, reset_after=reset_after, h0=h0)["h"]
     for name, layer in (("keras.RNN", lk), ("grukit.RNN", lg)):
-        y = layer(x, initial_state=h0)
+        y = run(layer, x, jit=dtype == "float64", initial_state=h0)
         assert keras.backend.standardize_dtype(y.dtype) == dtype
         chk.close(to_np(y), ref, f"{name}[{variant}]")
-    chk.finish()
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -211,42 +252,67 @@ def test_use_bias_false_and_activation(variant):
             make_cell(variant, n, use_bias=False)
     use_bias = bias_only_gates  # False wherever it is allowed
     ra = grukit.get_variant(variant).reset_after_default
-    for act in ("softsign", "sigmoid"):
-        cells = [make_cell(variant, n, ra, use_bias=use_bias, activation=act) for _ in range(2)]
-        layers = [built(keras.layers.RNN(cells[0], return_sequences=True), x),
-                  built(grukit.layers.RNN(cells[1], return_sequences=True), x)]
-        w = random_weights(cells[0], rng)
-        cells[1].set_weights(cells[0].get_weights())
-        m = x.shape[-1]
-        assert cells[0].count_params() == R.hand_param_count(variant, m, n, use_bias, ra)
-        ref = ref_forward(variant, w, x, reset_after=ra, h0=h0, activation=act,
-                          use_bias=use_bias)["h"]
-        for name, layer in zip(("keras.RNN", "grukit.RNN"), layers):
-            chk.close(to_np(layer(x, initial_state=h0)), ref, f"{name}-{act}-bias{use_bias}")
+    act = "softsign"  # not the default of any variant
+    cells = [make_cell(variant, n, ra, use_bias=use_bias, activation=act) for _ in range(2)]
+    layers = [built(keras.layers.RNN(cells[0], return_sequences=True), x),
+              built(grukit.layers.RNN(cells[1], return_sequences=True), x)]
+    w = random_weights(cells[0], rng)
+    cells[1].set_weights(cells[0].get_weights())
+    assert cells[0].count_params() == R.hand_param_count(variant, x.shape[-1], n, use_bias, ra)
+    ref = ref_forward(variant, w, x, reset_after=ra, h0=h0, activation=act,
+                      use_bias=use_bias)["h"]
+    # the activation matters: the default one gives something else
+    assert np.max(np.abs(ref - ref_forward(variant, w, x, reset_after=ra, h0=h0,
+                                           use_bias=use_bias)["h"])) > 1e-2
+    for name, layer in zip(("keras.RNN", "grukit.RNN"), layers):
+        chk.close(to_np(layer(x, initial_state=h0)), ref, f"{name}-{act}-bias{use_bias}")
 
 
-@pytest.mark.parametrize("variant,reset_after", CONFIGS, ids=CONFIG_IDS)
-def test_mask_backwards_initial_state(variant, reset_after):
-    """grukit.layers.RNN with go_backwards, a mask and an initial state."""
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_mask_backwards_initial_state(variant):
+    """grukit.layers.RNN with go_backwards, a mask and an initial state (and the
+    returned state); each variant with its default reset_after (for ``gru`` the
+    backends' fused-GRU path where it applies: no mask)."""
     rng = np.random.default_rng(2)
     n = 4
-    x, h0 = rand_data(rng, B=3, T=8, n=n)
-    mask = np.ones((3, 8), bool)
+    x, h0 = rand_data(rng, n=n)
+    mask = np.ones(x.shape[:2], bool)
     mask[0, 2:4] = False
     mask[1, 5] = False
-    mask[2, 1:7] = False  # ends stay unmasked: output at a masked step = carried state
+    mask[2, 1:6] = False  # ends stay unmasked: output at a masked step = carried state
+    mask0 = mask.copy()
+    mask0[0, :2] = mask0[1, 6:] = False  # leading/trailing masked steps (zero initial state)
     chk = Checker("float32")
-    for go_backwards, h_init in ((False, h0), (True, None)):
-        cell = make_cell(variant, n, reset_after)
+    ra = grukit.get_variant(variant).reset_after_default
+    for go_backwards, h_init, m in ((False, h0, mask), (True, None, mask0), (True, h0, None)):
+        cell = make_cell(variant, n, ra)
         layer = built(grukit.layers.RNN(cell, return_sequences=True, return_state=True,
                                         go_backwards=go_backwards), x)
         w = random_weights(cell, rng)
-        ref = ref_forward(variant, w, x, reset_after=reset_after, h0=h_init, mask=mask,
+        ref = ref_forward(variant, w, x, reset_after=ra, h0=h_init, mask=m,
                           go_backwards=go_backwards)["h"]
-        y, state = layer(x, initial_state=h_init, mask=mask)
-        what = f"grukit.RNN-mask-back{go_backwards}[{variant}]"
+        y, state = run(layer, x, initial_state=h_init, mask=m)
+        what = f"grukit.RNN-mask{m is not None}-back{go_backwards}[{variant}]"
         chk.close(to_np(y), ref, what)
         chk.close(to_np(state), ref[:, -1], what + "-state")
+
+
+def test_float64_is_float64_accurate():
+    """A float64 GRU is accurate to 1e-10 (xfails where Keras downcasts float64)."""
+    rng = np.random.default_rng(12)
+    x, h0 = rand_data(rng)
+    with precision("float64"):
+        errs = {}
+        for variant in ("gru", "mgu", "ligru", "mingru"):
+            cell = make_cell(variant, 4, reset_after=False)
+            layer = built(grukit.layers.RNN(cell, return_sequences=True), x)
+            w = random_weights(cell, rng)
+            y = to_np(run(layer, x, jit=True, initial_state=h0))
+            errs[variant] = float(np.max(np.abs(y - ref_forward(variant, w, x, h0=h0)["h"])))
+    assert max(errs.values()) < 1e-6, errs
+    if not F64_EXACT and max(errs.values()) > TOL64:
+        pytest.xfail(f"{F64_XFAIL_REASON}; max abs errors {errs}")
+    assert max(errs.values()) < TOL64, errs
 
 
 # --------------------------------------------------------------------------
@@ -287,27 +353,30 @@ def test_gate_activations(variant, reset_after):
         np.testing.assert_array_equal(g["r"], g["f"])
 
 
+@pytest.mark.parametrize("masked", [False, True], ids=["nomask", "mask"])
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_gate_activations_mask_and_backwards(variant):
+def test_gate_activations_backwards_and_mask(variant, masked):
+    """go_backwards layers report gates in input order; masked steps are NaN."""
     rng = np.random.default_rng(4)
     n = 4
-    x, h0 = rand_data(rng, B=2, T=6, n=n)
-    mask = np.ones((2, 6), bool)
-    mask[0, 2] = mask[1, 3:5] = False
+    x, h0 = rand_data(rng, n=n)
+    mask = None
+    if masked:
+        mask = np.ones(x.shape[:2], bool)
+        mask[0, 2] = mask[1, 3:5] = mask[2, 0] = False
+    cell = make_cell(variant, n, grukit.get_variant(variant).reset_after_default)
+    layer = built(grukit.layers.RNN(cell, return_sequences=True, go_backwards=True), x)
+    w = random_weights(cell, rng)
+    ref = ref_forward(variant, w, x, reset_after=cell.reset_after, h0=h0, mask=mask,
+                      go_backwards=True)
+    g = grukit.gate_activations(layer, x, initial_state=h0, mask=mask)
+    flip = lambda a: a[:, ::-1]  # processing order -> input order
     chk = Checker("float32")
-    for go_backwards in (False, True):
-        cell = make_cell(variant, n, grukit.get_variant(variant).reset_after_default)
-        layer = built(grukit.layers.RNN(cell, return_sequences=True, go_backwards=go_backwards), x)
-        w = random_weights(cell, rng)
-        ra = cell.reset_after
-        ref = ref_forward(variant, w, x, reset_after=ra, h0=h0, mask=mask,
-                          go_backwards=go_backwards)
-        g = grukit.gate_activations(layer, x, initial_state=h0, mask=mask)
-        flip = (lambda a: a[:, ::-1]) if go_backwards else (lambda a: a)  # -> input order
-        for k, v in ref["gates_grukit"].items():
+    for k, v in ref["gates_grukit"].items():
+        if masked:
             assert np.all(np.isnan(g[k][~mask])) and not np.any(np.isnan(g[k][mask]))
-            chk.close(g[k], flip(v), f"gates-mask-{k}[{variant}]")
-        chk.close(g["h"], flip(ref["h"]), f"gates-mask-h[{variant}]")
+        chk.close(g[k], flip(v), f"gates-back-{k}[{variant}]")
+    chk.close(g["h"], flip(ref["h"]), f"gates-back-h[{variant}]")
 
 
 # --------------------------------------------------------------------------
@@ -317,7 +386,7 @@ def test_gate_activations_mask_and_backwards(variant):
 @pytest.mark.parametrize("masked", [False, True], ids=["nomask", "mask"])
 def test_ligru_training_batch_statistics(dtype, masked):
     rng = np.random.default_rng(5)
-    n, B, T, m = 4, 3, 6, 5
+    n, B, T, m = 4, 3, 7, 5
     x, _ = rand_data(rng, B=B, T=T, m=m, n=n)
     x = x * 2.0 + 0.7  # non-zero mean, non-unit variance
     mask = None
@@ -327,7 +396,7 @@ def test_ligru_training_batch_statistics(dtype, masked):
         mask[1, 4:] = False   # trailing
         mask[2, 3] = False
     chk = Checker(dtype)
-    cell = grukit.LiGRUCell(n)
+    cell = grukit.LiGRUCell(n, **FAST_INIT)
     layer = built(grukit.layers.RNN(cell, return_sequences=True), x)
     w = random_weights(cell, rng)
     eps, mom = cell.norm_epsilon, cell.norm_momentum
@@ -338,7 +407,8 @@ def test_ligru_training_batch_statistics(dtype, masked):
     ref_inf = ref_forward("ligru", w, x, mask=mask, epsilon=eps)
     assert np.max(np.abs(ref["h"] - ref_inf["h"])) > 1e-2
 
-    y = layer(x, training=True, mask=mask)
+    jit = dtype == "float64"
+    y = run(layer, x, jit=jit, training=True, mask=mask)
     chk.close(to_np(y), ref["h"], f"ligru-train-mask{masked}")
     mm, mv = (to_np(v) for v in (cell.moving_mean, cell.moving_variance))
     chk.close(mm, ref["moving_mean"], f"ligru-moving_mean-mask{masked}")
@@ -347,23 +417,22 @@ def test_ligru_training_batch_statistics(dtype, masked):
     # second training step compounds the momentum
     w2 = [np.asarray(a, np.float64) for a in cell.get_weights()]
     ref2 = ref_forward("ligru", w2, x, mask=mask, training=True, epsilon=eps, momentum=mom)
-    layer(x, training=True, mask=mask)
+    run(layer, x, jit=jit, training=True, mask=mask)
     chk.close(to_np(cell.moving_mean), ref2["moving_mean"], "ligru-moving_mean-2")
     chk.close(to_np(cell.moving_variance), ref2["moving_var"], "ligru-moving_var-2")
 
     # inference uses the (updated) moving statistics and leaves them alone
     w3 = [np.asarray(a, np.float64) for a in cell.get_weights()]
     ref3 = ref_forward("ligru", w3, x, mask=mask, epsilon=eps)
-    chk.close(to_np(layer(x, training=False, mask=mask)), ref3["h"], "ligru-inference")
+    chk.close(to_np(run(layer, x, jit=jit, mask=mask)), ref3["h"], "ligru-inference")
     chk.close(to_np(cell.moving_mean), ref2["moving_mean"], "ligru-moving_mean-unchanged")
-    chk.finish()
 
 
 def test_ligru_keras_rnn_training_uses_moving_statistics():
     """Documented: inside keras.layers.RNN the step uses the moving statistics."""
     rng = np.random.default_rng(6)
     x, _ = rand_data(rng)
-    cell = grukit.LiGRUCell(4)
+    cell = grukit.LiGRUCell(4, **FAST_INIT)
     layer = built(keras.layers.RNN(cell, return_sequences=True), x)
     w = random_weights(cell, rng)
     ref = ref_forward("ligru", w, x)
@@ -375,21 +444,35 @@ def test_ligru_keras_rnn_training_uses_moving_statistics():
 # 4. minGRU: parallel scan
 
 
+def spy_linear_scan(monkeypatch):
+    """Record calls of grukit.layers.linear_scan (the parallel path)."""
+    calls = []
+    orig = grukit.layers.linear_scan
+
+    def spy(a, b):
+        calls.append(tuple(a.shape))
+        return orig(a, b)
+
+    monkeypatch.setattr(grukit.layers, "linear_scan", spy)
+    return calls
+
+
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["fwd", "bwd"])
 @pytest.mark.parametrize("masked", [False, True], ids=["nomask", "mask"])
-def test_mingru_parallel_sequential_reference(dtype, go_backwards, masked):
+def test_mingru_parallel_sequential_reference(dtype, go_backwards, masked, monkeypatch):
+    scans = spy_linear_scan(monkeypatch)
     rng = np.random.default_rng(7)
-    n, B, T = 4, 3, 9
+    n, B, T = 4, 3, 7  # the shapes of the other tests: JAX reuses compilations
     x, h0 = rand_data(rng, B=B, T=T, n=n)
     chk = Checker(dtype)
-    cells = [grukit.MinGRUCell(n) for _ in range(3)]
+    cells = [grukit.MinGRUCell(n, **FAST_INIT) for _ in range(3)]
     kw = dict(return_sequences=True, return_state=True, go_backwards=go_backwards)
     layers = {
         "parallel": built(grukit.layers.RNN(cells[0], **kw), x),
         "sequential": built(grukit.layers.RNN(cells[1], parallel=False, **kw), x),
         "keras": built(keras.layers.RNN(cells[2], **kw), x),
     }
-    assert layers["parallel"].parallel == "auto"
+    assert layers["parallel"].parallel == "auto"  # the default: parallel for minGRU
     w = random_weights(cells[0], rng)
     for c in cells[1:]:
         c.set_weights(cells[0].get_weights())
@@ -398,7 +481,7 @@ def test_mingru_parallel_sequential_reference(dtype, go_backwards, masked):
     if masked:
         mask = np.ones((B, T), bool)
         mask[0, 3:5] = False
-        mask[2, 1:8] = False      # ends unmasked when an initial state is given
+        mask[2, 1:6] = False      # ends unmasked when an initial state is given
         mask2 = np.ones((B, T), bool)
         mask2[0, :3] = False      # leading / trailing masked steps with h0 = 0
         mask2[1, 6:] = False
@@ -408,7 +491,9 @@ def test_mingru_parallel_sequential_reference(dtype, go_backwards, masked):
         ref = ref_forward("mingru", w, x, h0=h_init, mask=m, go_backwards=go_backwards)["h"]
         outs = {}
         for name, layer in layers.items():
-            y, state = layer(x, initial_state=h_init, mask=m)
+            before = len(scans)
+            y, state = run(layer, x, jit=dtype == "float64", initial_state=h_init, mask=m)
+            assert (len(scans) > before) == (name == "parallel"), f"{name}: parallel scan used?"
             outs[name] = to_np(y)
             what = f"mingru-{name}-mask{masked}-back{go_backwards}"
             chk.close(outs[name], ref, what)
@@ -417,24 +502,27 @@ def test_mingru_parallel_sequential_reference(dtype, go_backwards, masked):
             hist = outs["parallel"]
             steps = np.arange(T)[::-1] if go_backwards else np.arange(T)
             m_proc = m[:, steps]
+            keep_tol = 1e-12 if (dtype == "float64" and F64_EXACT) else 1e-6
             for b, t in zip(*np.nonzero(~m_proc[:, 1:])):
-                np.testing.assert_array_equal(hist[b, t + 1], hist[b, t])
+                np.testing.assert_allclose(hist[b, t + 1], hist[b, t], rtol=0, atol=keep_tol)
         chk.close(outs["parallel"], outs["sequential"], "mingru-parallel-vs-sequential")
-    chk.finish()
 
 
-def test_mingru_long_sequence_stability():
+def test_mingru_long_sequence_stability(monkeypatch):
+    scans = spy_linear_scan(monkeypatch)
     rng = np.random.default_rng(8)
     B, T, m, n = 2, 4096, 4, 8
     x = rng.normal(size=(B, T, m))
     h0 = rng.normal(size=(B, n))
-    c_par, c_seq = grukit.MinGRUCell(n), grukit.MinGRUCell(n)
+    c_par, c_seq = grukit.MinGRUCell(n, **FAST_INIT), grukit.MinGRUCell(n, **FAST_INIT)
     par = built(grukit.layers.RNN(c_par, return_sequences=True), x[:, :4])
     seq = built(grukit.layers.RNN(c_seq, return_sequences=True, parallel=False), x[:, :4])
     w = random_weights(c_par, rng, scale=0.8)
     c_seq.set_weights(c_par.get_weights())
-    y_par = to_np(par(x, initial_state=h0))
-    y_seq = to_np(seq(x, initial_state=h0))
+    y_par = to_np(run(par, x, jit=True, initial_state=h0))
+    assert len(scans) == 1
+    y_seq = to_np(run(seq, x, jit=True, initial_state=h0))
+    assert len(scans) == 1
     assert np.all(np.isfinite(y_par)) and np.all(np.isfinite(y_seq))
     ref = ref_forward("mingru", w, x, h0=h0)["h"]
     chk = Checker("float32")
@@ -453,12 +541,13 @@ def test_mingru_long_sequence_stability():
 @pytest.mark.parametrize("reset_after", [True, False], ids=["ra1", "ra0"])
 def test_gru_equals_keras_gru(reset_after, direction):
     rng = np.random.default_rng(9)
-    n = 5
-    x, h0 = rand_data(rng, B=3, T=7, m=4, n=n)
-    kgru = built(keras.layers.GRU(n, reset_after=reset_after, return_sequences=True), x)
-    gcell = grukit.GRUCell(n, reset_after=reset_after)
+    n = 4
+    x, h0 = rand_data(rng, n=n)
+    kgru = built(keras.layers.GRU(n, reset_after=reset_after, return_sequences=True,
+                                  **FAST_INIT), x)
+    gcell = grukit.GRUCell(n, reset_after=reset_after, **FAST_INIT)
     gk = built(keras.layers.RNN(gcell, return_sequences=True), x)
-    gcell2 = grukit.GRUCell(n, reset_after=reset_after)
+    gcell2 = grukit.GRUCell(n, reset_after=reset_after, **FAST_INIT)
     gg = built(grukit.layers.RNN(gcell2, return_sequences=True), x)
     src = gcell if direction == "grukit_to_keras" else kgru.cell
     random_weights(src, rng)
@@ -466,7 +555,8 @@ def test_gru_equals_keras_gru(reset_after, direction):
     for dst in (kgru, gcell, gcell2):
         dst.set_weights(w)
     assert [a.shape for a in kgru.get_weights()] == [a.shape for a in gcell.get_weights()]
-    ref = ref_forward("gru", [np.asarray(a, np.float64) for a in w], x, reset_after=reset_after, h0=h0)["h"]
+    w64 = [np.asarray(a, np.float64) for a in w]
+    ref = ref_forward("gru", w64, x, reset_after=reset_after, h0=h0)["h"]
     y_keras = to_np(kgru(x, initial_state=h0))
     chk = Checker("float32")
     chk.close(y_keras, ref, "keras.GRU-vs-ref")
@@ -489,8 +579,9 @@ def test_param_counts(variant, reset_after):
             cell.build((None, m))
             counted = spec.param_count(m, n, use_bias, reset_after)
             assert cell.count_params() == counted["total"]
-            assert sum(int(np.prod(w.shape)) for w in cell.trainable_weights) == counted["trainable"]
-            assert sum(int(np.prod(w.shape)) for w in cell.non_trainable_weights) == counted["non_trainable"]
+            size = lambda ws: sum(int(np.prod(w.shape)) for w in ws)
+            assert size(cell.trainable_weights) == counted["trainable"]
+            assert size(cell.non_trainable_weights) == counted["non_trainable"]
             assert counted["total"] == R.hand_param_count(variant, m, n, use_bias, reset_after)
 
 
@@ -516,10 +607,6 @@ def test_param_counts_by_hand(variant, reset_after, expected):
 
 # --------------------------------------------------------------------------
 # 7. gradients: backend autodiff vs central differences (float64)
-
-
-def _float_var_ids(layer):
-    return {id(v) for v in layer.cell.weights}
 
 
 def autodiff(layer, weights, x, h0, probe, training=False):
@@ -550,7 +637,7 @@ def autodiff(layer, weights, x, h0, probe, training=False):
 
         ws = [jnp.asarray(w, dt) for w in weights]
         xx = jnp.asarray(x, dt)
-        loss, (gw, gx) = jax.value_and_grad(loss_fn, argnums=(0, 1))(ws, xx)
+        loss, (gw, gx) = jax.jit(jax.value_and_grad(loss_fn, argnums=(0, 1)))(ws, xx)
         return float(loss), [to_np(g) for g in gw], to_np(gx)
     if BACKEND == "tensorflow":
         import tensorflow as tf
@@ -576,7 +663,7 @@ def autodiff(layer, weights, x, h0, probe, training=False):
         loss = torch.sum(y * torch.tensor(probe, dtype=y.dtype))
         grads = torch.autograd.grad(loss, ws + [xx], allow_unused=True)
         grads = [torch.zeros_like(a) if g is None else g for a, g in zip(ws + [xx], grads)]
-        return float(loss), [to_np(g) for g in grads[:-1]], to_np(grads[-1])
+        return float(to_np(loss)), [to_np(g) for g in grads[:-1]], to_np(grads[-1])
     raise NotImplementedError(BACKEND)
 
 
@@ -611,15 +698,19 @@ def _gradient_check(variant, reset_after, training, rng):
         def layer_loss(ws, xx):
             saved = cell.get_weights()
             cell.set_weights(ws)
-            y = to_np(layer(xx, initial_state=h0, training=training))
+            y = to_np(run(layer, xx, jit=True, initial_state=h0, training=training))
             cell.set_weights(saved)
             return float(np.sum(y * probe))
 
-        # directional central differences through the layer itself
+        # Central differences through the layer itself, along one random
+        # direction in (weights, x). Only where Keras keeps float64 in float64:
+        # elsewhere the layer's forward pass is float32-accurate, and the
+        # element-wise check below (autodiff vs central differences of the
+        # reference, whose equality with the layer is tested above) suffices.
         dirs = []
-        for _ in range(1):
+        if F64_EXACT:
             d = [rng.normal(size=a.shape) for a in w + [x]]
-            eps = 1e-6 if F64_EXACT else 1e-3
+            eps = 1e-6
             lp = layer_loss([a + eps * e for a, e in zip(w, d)], x + eps * d[-1])
             lm = layer_loss([a - eps * e for a, e in zip(w, d)], x - eps * d[-1])
             fd = (lp - lm) / (2 * eps)
@@ -637,7 +728,7 @@ def _gradient_check(variant, reset_after, training, rng):
 
     chk = Checker("float64")
     chk.close(loss, ref_val, f"grad-loss[{variant}]")
-    rtol, atol = (1e-6, 1e-8) if F64_EXACT else (1e-4, 1e-5)
+    rtol, atol = (1e-6, 1e-8) if F64_EXACT else (1e-5, 2e-6)
     for name, g, f in zip(names + ["x"], gw + [gx], fd):
         if training and name.startswith("moving_"):
             # batch statistics replace the moving ones: no gradient
@@ -647,15 +738,9 @@ def _gradient_check(variant, reset_after, training, rng):
         err = np.max(np.abs(g - f))
         _record("float64/grad-vs-central-differences", err)
         np.testing.assert_allclose(g, f, rtol=rtol, atol=atol, err_msg=f"{variant}: d/d{name}")
-        if not F64_EXACT and not np.allclose(g, f, rtol=1e-6, atol=1e-8):
-            chk.missed.append(f"d/d{name}: {err:.1e}")
     for fdv, adv in dirs:
-        _record("float64/grad-directional-rel", abs(fdv - adv) / max(1.0, abs(adv)))
-        if F64_EXACT:
-            np.testing.assert_allclose(adv, fdv, rtol=1e-6, atol=1e-8, err_msg="directional")
-        else:
-            np.testing.assert_allclose(adv, fdv, rtol=1e-2, atol=1e-2, err_msg="directional")
-    chk.finish()
+        _record("float64/grad-directional-abs", abs(fdv - adv))
+        np.testing.assert_allclose(adv, fdv, rtol=1e-6, atol=1e-8, err_msg="directional")
 
 
 @pytest.mark.parametrize("variant,reset_after", CONFIGS, ids=CONFIG_IDS)

@@ -221,9 +221,11 @@ class GatedRNNCell(keras.layers.GRUCell):
     def build(self, input_shape):
         if len(input_shape) != 2:
             raise ValueError(
-                f"{type(self).__name__} takes one time step of rank 2 "
-                f"(batch, features); got shape {tuple(input_shape)}. Wrap the cell in "
-                "keras.layers.RNN or grukit.layers.RNN for sequences."
+                f"{type(self).__name__} takes one time step of rank 2 (batch, features); "
+                f"got a step of shape {tuple(input_shape)}. Inside keras.layers.RNN or "
+                "grukit.layers.RNN this means the layer's input was not of rank 3 (batch, "
+                f"time, features): it had rank {len(input_shape) + 1}. To run a sequence "
+                "through a bare cell, wrap it in one of those layers."
             )
         input_dim = input_shape[-1]
         if input_dim is None:
@@ -413,6 +415,12 @@ class GatedRNNCell(keras.layers.GRUCell):
             raise ValueError(
                 f"{type(self).__name__}: the state (`initial_state` of the RNN layer) must have "
                 f"shape (batch, {self.units}); got {tuple(h_prev.shape)}."
+            )
+        if inputs.shape[0] is not None and h_prev.shape[0] is not None \
+                and inputs.shape[0] != h_prev.shape[0]:
+            raise ValueError(
+                f"{type(self).__name__}: the state (`initial_state` of the RNN layer) must have "
+                f"the inputs' batch size {inputs.shape[0]}; got shape {tuple(h_prev.shape)}."
             )
         if training and self.dropout > 0:
             inputs = inputs * self.get_dropout_mask(inputs)

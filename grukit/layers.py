@@ -142,6 +142,12 @@ class RNN(keras.layers.RNN):
                         f"`initial_state` must be one tensor of shape (batch, {cell.units}); got "
                         f"{[tuple(s.shape) for s in states]}."
                     )
+                batch, state_batch = sequences.shape[0], states[0].shape[0]
+                if batch is not None and state_batch is not None and batch != state_batch:
+                    raise ValueError(
+                        f"`initial_state` must have shape (batch, {cell.units}) with the inputs' "
+                        f"batch size {batch}; got {tuple(states[0].shape)}."
+                    )
         return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
 
     def _project_per_step(self, training):
@@ -253,6 +259,12 @@ class RNN(keras.layers.RNN):
         outputs = h
         if mask is not None and self.zero_output_for_mask:
             outputs = h * ops.expand_dims(ops.cast(mask, h.dtype), -1)
+            last = outputs[:, -1]
+        elif mask is not None:
+            # Keras's loop semantics: a masked step repeats the previous *output*,
+            # which is zero before the first valid step (the state is h0 there).
+            seen = ops.cumsum(ops.cast(mask, h.dtype), axis=1) > 0
+            outputs = ops.where(ops.expand_dims(seen, -1), h, ops.zeros_like(h))
             last = outputs[:, -1]
         if not self.return_sequences:
             outputs = ops.expand_dims(last, 1)

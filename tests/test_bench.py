@@ -31,7 +31,7 @@ def test_plan_covers_the_matrix():
                 assert (v, "grukit", b, T) in keys and (v, "keras_rnn", b, T) in keys
     assert ("gru", "keras_gru", "jax", 100) in keys
     assert ("gru", "torch_gru", "torch-native", 1000) in keys
-    assert ("mingru", "grukit", "jax", 4096) in keys and ("mingru", "grukit_seq", "torch", 4096) in keys
+    assert ("mingru", "grukit", "jax", 4096) in keys and ("mingru", "grukit_par", "torch", 4096) in keys
     assert not any(c["impl"] == "keras_gru" and c["variant"] != "gru" for c in configs)
 
 

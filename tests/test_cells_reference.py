@@ -468,11 +468,11 @@ def test_mingru_parallel_sequential_reference(dtype, go_backwards, masked, monke
     cells = [grukit.MinGRUCell(n, **FAST_INIT) for _ in range(3)]
     kw = dict(return_sequences=True, return_state=True, go_backwards=go_backwards)
     layers = {
-        "parallel": built(grukit.layers.RNN(cells[0], **kw), x),
+        "parallel": built(grukit.layers.RNN(cells[0], parallel=True, **kw), x),
         "sequential": built(grukit.layers.RNN(cells[1], parallel=False, **kw), x),
         "keras": built(keras.layers.RNN(cells[2], **kw), x),
     }
-    assert layers["parallel"].parallel == "auto"  # the default: parallel for minGRU
+    assert layers["parallel"]._parallel and not layers["sequential"]._parallel
     w = random_weights(cells[0], rng)
     for c in cells[1:]:
         c.set_weights(cells[0].get_weights())
@@ -515,7 +515,7 @@ def test_mingru_long_sequence_stability(monkeypatch):
     x = rng.normal(size=(B, T, m))
     h0 = rng.normal(size=(B, n))
     c_par, c_seq = grukit.MinGRUCell(n, **FAST_INIT), grukit.MinGRUCell(n, **FAST_INIT)
-    par = built(grukit.layers.RNN(c_par, return_sequences=True), x[:, :4])
+    par = built(grukit.layers.RNN(c_par, return_sequences=True, parallel=True), x[:, :4])
     seq = built(grukit.layers.RNN(c_seq, return_sequences=True, parallel=False), x[:, :4])
     w = random_weights(c_par, rng, scale=0.8)
     c_seq.set_weights(c_par.get_weights())

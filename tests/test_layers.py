@@ -98,7 +98,7 @@ def test_mingru_unknown_length_falls_back_and_trains():
     # An unknown time dimension cannot be scanned in parallel: the layer falls
     # back to the sequential loop, with the same values, inside fit too.
     inp = keras.Input((None, 4))
-    layer = grukit.layers.GRU(8, variant="mingru")
+    layer = grukit.layers.GRU(8, variant="mingru", parallel=True)
     model = keras.Model(inp, keras.layers.Dense(1)(layer(inp)))
     model.compile("adam", "mse")
     x = np.random.default_rng(0).standard_normal((8, 30, 4)).astype("float32")
@@ -126,3 +126,10 @@ def test_gru_layer_config_roundtrip():
     assert (clone.units, clone.variant, clone.cell.dropout, clone.return_sequences,
             clone.projection, clone.go_backwards, clone.name) == (7, "mgu2", 0.25, True,
                                                                   "sequence", True, "enc")
+
+
+def test_parallel_auto_is_sequential_on_cpu():
+    # The parallel scan pays off on accelerators only (benchmarks/cpu): "auto" is
+    # sequential on this CPU test machine, explicit True is parallel.
+    assert not grukit.layers.GRU(4, variant="mingru")._parallel
+    assert grukit.layers.GRU(4, variant="mingru", parallel=True)._parallel

@@ -96,9 +96,12 @@ class RNN(keras.layers.RNN):
         projection: ``"auto"`` (default), ``"sequence"`` or ``"step"``. Where
             the input projection ``x W`` runs: once for the whole sequence
             before the loop, or inside the loop. ``"auto"`` picks per backend:
-            ``"step"`` on JAX (XLA-CPU differentiates a scan over a projected
-            sequence slowly), ``"sequence"`` elsewhere and always for Li-GRU
-            in training, whose normalisation needs the whole sequence.
+            ``"step"`` on TF and JAX (XLA differentiates a scan over a
+            projected sequence slowly: its backward stacks a
+            ``(time, batch, k*units)`` gradient), ``"sequence"`` on torch (one
+            large matmul instead of one per Python-loop step), and always
+            ``"sequence"`` for Li-GRU in training, whose normalisation needs
+            the whole sequence.
 
     With the same weights, outputs equal ``keras.layers.RNN(cell)`` (for
     Li-GRU in inference; in training this layer normalises with the
@@ -176,11 +179,11 @@ class RNN(keras.layers.RNN):
         """Whether the input projection runs inside the loop (see ``projection``)."""
         if self.projection != "auto":
             return self.projection == "step"
-        # XLA on CPU differentiates a scan over the projected sequence slowly:
-        # its backward stacks a (time, batch, k*units) gradient. Projecting
-        # inside the scan is up to 3x faster there (benchmarks/). Li-GRU needs
-        # the whole projected sequence for its normalisation statistics.
-        return keras.backend.backend() == "jax" and not self.cell.spec.input_norm
+        # XLA (TF and JAX) differentiates a scan over the projected sequence
+        # slowly: its backward stacks a (time, batch, k*units) gradient.
+        # Projecting inside the scan is 1.2-3x faster there (benchmarks/).
+        # Li-GRU needs the whole projected sequence for its statistics.
+        return keras.backend.backend() in ("jax", "tensorflow") and not self.cell.spec.input_norm
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         cell = self.cell

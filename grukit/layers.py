@@ -182,8 +182,10 @@ class RNN(keras.layers.RNN):
         # XLA (TF and JAX) differentiates a scan over the projected sequence
         # slowly: its backward stacks a (time, batch, k*units) gradient.
         # Projecting inside the scan is 1.2-3x faster there (benchmarks/).
-        # Li-GRU needs the whole projected sequence for its statistics.
-        return keras.backend.backend() in ("jax", "tensorflow") and not self.cell.spec.input_norm
+        # Li-GRU in training needs the whole projected sequence for its
+        # statistics; in inference its normalisation is a per-feature affine map.
+        return keras.backend.backend() in ("jax", "tensorflow") and not (
+            self.cell.spec.input_norm and training)
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         cell = self.cell

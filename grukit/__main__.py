@@ -1,4 +1,4 @@
-"""Command line: ``grukit {demo,variants,bench}`` (also ``python -m grukit``)."""
+"""Command line: ``grukit {demo,variants,bench,zoo}`` (also ``python -m grukit``)."""
 
 from __future__ import annotations
 
@@ -86,12 +86,29 @@ def main(argv=None):
     if bench is not None:
         bench.add_parser(sub)
 
+    from grukit.zoo import cli as zoo_cli
+    zoo_cli.add_parser(sub)
+
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.backend:
-        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:
-            parser.error("--backend must be set before keras is imported")
+        if "keras" in sys.modules and _loaded_backend() != args.backend:
+            # `import grukit` (which runs before this) imports keras with the backend of
+            # $KERAS_BACKEND; start again with the requested one.
+            if argv is not None:
+                parser.error("--backend must be set before keras is imported")
+            env = dict(os.environ, KERAS_BACKEND=args.backend)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execve(sys.executable, [sys.executable, "-m", "grukit", *args.argv], env)
         os.environ["KERAS_BACKEND"] = args.backend
     return args.func(args)
+
+
+def _loaded_backend():
+    import keras
+
+    return keras.backend.backend()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,255 @@
+"""``grukit zoo {list,train,tune,evaluate,export,predict}``: the zoo's command line.
+
+Examples::
+
+    grukit zoo list
+    grukit zoo train ett-forecasting --quick --out runs/ett            # preset in runs/ett/preset
+    grukit --backend jax zoo train ett-forecasting --horizon 192 --variant mgu2 --set units=256
+    grukit zoo tune ett-forecasting --tuner bayesian --max-trials 20 --out runs/ett-tune
+    grukit zoo evaluate ett-forecasting --preset runs/ett --split test
+    grukit zoo export ett-forecasting --out exports/ett                # TF SavedModel
+    grukit zoo predict ett-forecasting --index 0                       # or --input window.csv
+
+Options that belong to one model (ETT's ``--horizon``, ``--data``, ``--input``)
+come after its name; ``grukit zoo train NAME --help`` lists them. Bad input
+(unknown model, variant or hyperparameter, a bad ``--horizon``, missing data)
+ends with ``grukit zoo ...: error: <what was wrong and what was expected>`` and
+exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+
+COMMANDS = ("train", "tune", "evaluate", "export", "predict")
+HELP = {
+    "train": "train a zoo model and write a preset (resumes an interrupted run in --out)",
+    "tune": "search hyperparameters with keras-tuner (resumable; distributable)",
+    "evaluate": "measure a preset on the test (or validation) split",
+    "export": "export a preset as a TensorFlow SavedModel serving raw inputs (atomic, verified)",
+    "predict": "predict with a preset (model-specific inputs; see NAME --help)",
+}
+
+
+def add_parser(sub):
+    """Add ``zoo`` and its commands to the ``grukit`` command's subparsers ``sub``.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(prog="grukit")
+        >>> add_parser(parser.add_subparsers(dest="command"))
+        >>> args = parser.parse_args(["zoo", "train", "ett-forecasting", "--quick"])
+    """
+    zoo = sub.add_parser("zoo", help="the model zoo: list, train, tune, evaluate, export, predict",
+                         description=__doc__.split("\n\n")[0])
+    actions = zoo.add_subparsers(dest="zoo_command", required=True, metavar="COMMAND")
+    p = actions.add_parser("list", help="list the zoo's models and their status")
+    p.set_defaults(func=_list)
+    for command in COMMANDS:
+        p = actions.add_parser(
+            command, help=HELP[command], description=HELP[command], allow_abbrev=False,
+            epilog=f"Model-specific options: grukit zoo {command} NAME --help.")
+        p.add_argument("name", metavar="NAME", help="zoo model (see grukit zoo list)")
+        common_options(p, command)
+        p.add_argument("model_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        p.set_defaults(func=_dispatch, zoo_command=command)
+    return zoo
+
+
+def common_options(p, command):
+    """Add the options every zoo model accepts for ``command`` to ``p``.
+
+    Example:
+        >>> common_options(argparse.ArgumentParser(), "train")
+    """
+    if command in ("train", "tune", "evaluate", "predict"):
+        p.add_argument("--data-dir", metavar="DIR",
+                       help="local data directory (default: $GRUKIT_DATA_DIR, then the "
+                            "loader's cache/download)")
+    if command in ("train", "tune"):
+        p.add_argument("--quick", action="store_true", default=None,
+                       help="a CPU run of seconds to minutes on a data subset (tests, demos)")
+        p.add_argument("--profile", metavar="NAME",
+                       help="a hyperparameter profile of hparams.json (e.g. ETT's 'cpu', which "
+                            "trained the committed preset); --quick is --profile quick")
+        p.add_argument("--epochs", type=int, metavar="N", help="epochs (default: hparams.json)")
+        p.add_argument("--variant", metavar="V", help="grukit variant (gru, mgu2, mingru, ...)")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="set_",
+                       help="override a hyperparameter of hparams.json (repeatable)")
+        p.add_argument("--seed", type=int, help="random seed (default 0)")
+    if command == "train":
+        p.add_argument("--out", metavar="DIR", help="run directory (default runs/NAME); the "
+                       "preset goes to DIR/preset")
+        p.add_argument("--hparams", metavar="JSON", help="start from these hyperparameters "
+                       "(e.g. a search's best_hparams.json)")
+        p.add_argument("--data-parallel", action=argparse.BooleanOptionalAction, default=None,
+                       help="data parallel over all devices (JAX; default: on when JAX sees "
+                            "more than one device)")
+    if command == "tune":
+        p.add_argument("--out", metavar="DIR", help="search directory (default runs/NAME-tune); "
+                       "re-running the same command resumes the search")
+        p.add_argument("--tuner", choices=("random", "bayesian", "hyperband"),
+                       help="search algorithm (default random)")
+        p.add_argument("--max-trials", type=int, metavar="N", help="trials (default 10)")
+    if command in ("evaluate", "export", "predict"):
+        p.add_argument("--preset", metavar="DIR",
+                       help="a preset (or a train --out directory); default: the committed one")
+    if command == "evaluate":
+        p.add_argument("--split", choices=("test", "validation"), help="default test")
+    if command == "export":
+        p.add_argument("--out", metavar="DIR", help="SavedModel directory (required)")
+        p.add_argument("--no-verify", action="store_true", default=None,
+                       help="skip loading the export in a fresh process to check it")
+
+
+DEFAULTS = {"quick": False, "seed": 0, "tuner": "random", "max_trials": 10, "split": "test",
+            "no_verify": False, "set_": None}
+
+
+class _Fail(Exception):
+    pass
+
+
+def _dispatch(args):
+    import grukit.zoo as zoo
+
+    command, prog = args.zoo_command, f"grukit zoo {args.zoo_command}"
+    try:
+        recipe = zoo.get(args.name)
+    except (ValueError, FileNotFoundError, TypeError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(prog=f"{prog} {recipe.name}", allow_abbrev=False,
+                                     description=f"{HELP[command]}: {recipe.description}")
+    common_options(parser, command)
+    recipe.add_arguments(parser, command)
+    first = {k: v for k, v in vars(args).items() if v is not None and k not in
+             ("func", "model_args", "name", "zoo_command", "command", "backend", "argv")}
+    parser.set_defaults(**first)
+    opts = parser.parse_args(args.model_args)
+    for key, value in DEFAULTS.items():
+        if getattr(opts, key, None) is None and hasattr(opts, key):
+            setattr(opts, key, value)
+    opts.argv = getattr(args, "argv", None)
+    try:
+        return {"train": _train, "tune": _tune, "evaluate": _evaluate, "export": _export,
+                "predict": _predict}[command](recipe, opts, command)
+    except (ValueError, FileNotFoundError, FileExistsError, _Fail) as e:
+        print(f"{prog} {recipe.name}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _overrides(recipe, opts, command):
+    if getattr(opts, "profile", None) == "quick":
+        opts.quick, opts.profile = True, None
+    if getattr(opts, "quick", False) and getattr(opts, "profile", None):
+        raise ValueError(f"--quick and --profile {opts.profile} exclude each other.")
+    data_options, overrides = recipe.options_from_args(opts, command)
+    for item in opts.set_ or []:
+        if "=" not in item:
+            raise ValueError(f"--set takes KEY=VALUE; got {item!r}.")
+        from grukit.zoo.base import parse_value
+
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = parse_value(value.strip())
+    if getattr(opts, "variant", None):
+        from grukit.variants import get_variant
+
+        overrides["variant"] = get_variant(opts.variant).name
+    return data_options, overrides
+
+
+def _command(opts):
+    argv = opts.argv if opts.argv is not None else sys.argv[1:]
+    return "grukit " + shlex.join(argv)
+
+
+def _header(recipe, what):
+    import keras
+
+    print(f"{what} {recipe.name} on Keras {keras.__version__}, backend {keras.backend.backend()}",
+          flush=True)
+
+
+def _train(recipe, opts, command):
+    data_options, overrides = _overrides(recipe, opts, command)
+    base = None
+    if opts.hparams:
+        with open(opts.hparams) as f:
+            base = json.load(f)
+    hparams = recipe.hparams(quick=opts.quick, overrides=overrides, base=base,
+                             profile=opts.profile)
+    if opts.epochs is not None and opts.epochs < 1:
+        raise ValueError(f"--epochs must be a positive integer; got {opts.epochs}.")
+    data = recipe.load_data(data_dir=opts.data_dir, **data_options)
+    out = opts.out or os.path.join("runs", recipe.name)
+    _header(recipe, "Training")
+    print("hyperparameters: " + json.dumps(dict(hparams, epochs=opts.epochs or hparams["epochs"]),
+                                           sort_keys=True), flush=True)
+    recipe.train(hparams, data, out, epochs=opts.epochs, seed=opts.seed,
+                 data_parallel=opts.data_parallel, quick=opts.quick, command=_command(opts),
+                 profile=opts.profile)
+    return 0
+
+
+def _tune(recipe, opts, command):
+    data_options, overrides = _overrides(recipe, opts, command)
+    fixed = {k: v for k, v in overrides.items() if k != "horizon"}
+    hparams = recipe.hparams(quick=opts.quick, overrides=overrides, profile=opts.profile)
+    if opts.max_trials < 1:
+        raise ValueError(f"--max-trials must be a positive integer; got {opts.max_trials}.")
+    if opts.epochs is not None and opts.epochs < 1:
+        raise ValueError(f"--epochs must be a positive integer; got {opts.epochs}.")
+    data = recipe.load_data(data_dir=opts.data_dir, **data_options)
+    out = opts.out or os.path.join("runs", f"{recipe.name}-tune")
+    _header(recipe, f"Tuning ({opts.tuner}, {opts.max_trials} trials)")
+    rows = recipe.tune(hparams, data, out, tuner=opts.tuner, max_trials=opts.max_trials,
+                       epochs=opts.epochs, seed=opts.seed, quick=opts.quick, fixed=fixed)
+    if rows:
+        print()
+        print((open(os.path.join(out, "trials.md")).read()).rstrip())
+        print(f"\n{len(rows)} trials; table in {os.path.join(out, 'trials.csv')} and trials.md, "
+              f"best hyperparameters in {os.path.join(out, 'best_hparams.json')} "
+              f"(grukit zoo train {recipe.name} --hparams {os.path.join(out, 'best_hparams.json')})")
+    return 0
+
+
+def _evaluate(recipe, opts, command):
+    data_options, _ = recipe.options_from_args(opts, command)
+    _header(recipe, f"Evaluating ({opts.split})")
+    metrics, metadata = recipe.evaluate_preset(opts.preset, split=opts.split,
+                                               data_dir=opts.data_dir, **data_options)
+    recorded = metadata.get("metrics", {}).get(opts.split, {})
+    print(f"{'metric':>10} {'measured':>12} {'in preset':>12}")
+    for key, value in metrics.items():
+        ref = recorded.get(key)
+        print(f"{key:>10} {value:>12.6g} {'' if ref is None else format(ref, '.6g'):>12}")
+    return 0
+
+
+def _export(recipe, opts, command):
+    if not opts.out:
+        raise ValueError("--out DIR is required: where to write the SavedModel.")
+    recipe.export(opts.out, preset=opts.preset, verify=not opts.no_verify)
+    return 0
+
+
+def _predict(recipe, opts, command):
+    data_options, _ = recipe.options_from_args(opts, command)
+    model = recipe.load(opts.preset)
+    return recipe.run_predict(model, opts,
+                              lambda: recipe.load_data(data_dir=opts.data_dir, **data_options))
+
+
+def _list(args):
+    import grukit.zoo as zoo
+
+    entries = zoo.list()
+    width = max(len(e.name) for e in entries)
+    print(f"{'model':{width}}  {'status':8}  description")
+    for e in entries:
+        print(f"{e.name:{width}}  {e.status:8}  {e.description}")
+    return 0

@@ -1,0 +1,442 @@
+"""The zoo's shared machinery (grukit.zoo): registry, hyperparameters, presets, CLI, and --
+in the TensorFlow pass only, as subprocesses -- distributed tuning, resuming a killed
+training, data parallel on JAX and the atomic SavedModel export.
+
+The model under test is ett-forecasting (the first zoo model), trained tiny with
+--quick on slices of the real ETTh1 data ($GRUKIT_DATA_DIR/ett/ETTh1.csv; the tests
+that need it are skipped without it).
+"""
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import keras
+
+import grukit.zoo as zoo
+from grukit.__main__ import main
+from grukit.zoo import presets
+from conftest import BACKEND, DATA_DIR, REPO
+
+ETT_CSV = os.path.join(DATA_DIR, "ett", "ETTh1.csv")
+needs_data = pytest.mark.skipif(not os.path.isfile(ETT_CSV),
+                                reason=f"ETTh1 not found at {ETT_CSV} (set GRUKIT_DATA_DIR)")
+tf_pass_only = pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="runs once, in the TF pass (subprocesses on their own backend)")
+
+# A tiny, seconds-long ETT run for the subprocess tests.
+TINY = ["--quick", "--set", "units=8", "--set", "max_train_windows=128",
+        "--set", "max_val_windows=64"]
+
+
+_JAX_CACHE = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _jax_compilation_cache(tmp_path_factory):
+    """One persistent XLA compilation cache for this module's JAX subprocesses: the
+    resumed run and the workers' repeated trials reuse compiled programs (half the CPU)."""
+    _JAX_CACHE["dir"] = str(tmp_path_factory.mktemp("jax_cache"))
+    yield
+    _JAX_CACHE.clear()
+
+
+def _env(backend="jax", **extra):
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3",
+               GRUKIT_DATA_DIR=DATA_DIR, PYTHONUNBUFFERED="1")
+    env.pop("XLA_FLAGS", None)
+    if "dir" in _JAX_CACHE:
+        env.update(JAX_COMPILATION_CACHE_DIR=_JAX_CACHE["dir"],
+                   JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    env.update(extra)
+    return env
+
+
+def _grukit(args, backend="jax", timeout=300, **env):
+    proc = subprocess.run([sys.executable, "-m", "grukit", *args], env=_env(backend, **env),
+                          cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (f"grukit {' '.join(args)} failed ({proc.returncode}):\n"
+                                  f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc.stdout
+
+
+# ------------------------------------------------------------------ registry
+def test_list_names_all_models_with_status():
+    entries = {e.name: e for e in zoo.list()}
+    assert {"imdb-sentiment", "char-lm", "ett-forecasting"} <= set(entries)
+    ett = entries["ett-forecasting"]
+    assert ett.status == "ready" and "SegRNN" in ett.description
+    assert ett.directory == zoo.zoo_dir() / "ett_forecasting"
+    for e in entries.values():
+        assert e.status in ("ready", "recipe", "planned") or e.status.startswith("broken"), e
+
+
+def test_get_unknown_and_aliases():
+    assert zoo.get("ett_forecasting") is zoo.get("ETT-Forecasting") is zoo.get("ett-forecasting")
+    with pytest.raises(ValueError, match=r"Unknown zoo model 'nope'.*ett-forecasting"):
+        zoo.get("nope")
+    with pytest.raises(ValueError, match="Unknown zoo model"):
+        zoo.load("imdb")
+
+
+def test_zoo_dir_env_override(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRUKIT_ZOO_DIR", str(tmp_path))
+    assert zoo.zoo_dir() == tmp_path
+    assert all(e.status == "planned" for e in zoo.list())
+    with pytest.raises(FileNotFoundError, match="no recipe yet"):
+        zoo.get("char-lm")
+    monkeypatch.setenv("GRUKIT_ZOO_DIR", str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="GRUKIT_ZOO_DIR"):
+        zoo.zoo_dir()
+
+
+# ----------------------------------------------------------- hyperparameters
+def test_hparams_defaults_profiles_and_overrides():
+    ett = zoo.get("ett-forecasting")
+    full, quick, cpu = ett.hparams(), ett.hparams(quick=True), ett.hparams(profile="cpu")
+    assert (full["lookback"], full["units"], full["segment"]) == (720, 512, 24)  # SegRNN's
+    assert quick["lookback"] == 96 and quick["max_train_windows"] > 0
+    assert cpu["units"] == 128 and cpu["max_train_windows"] == 0
+    assert ett.profiles() == ["quick", "cpu"]
+    hp = ett.hparams(quick=True, overrides={"variant": "mingru", "horizon": 192})
+    assert (hp["variant"], hp["horizon"]) == ("mingru", 192)
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"variant": "lstm"}, r"Unknown variant 'lstm'.*gru, gru1"),
+    ({"horizon": 100}, r"horizon 100 is not a multiple of the segment length 24.*96, 192"),
+    ({"horizon": 0}, r"horizon must be a positive integer"),
+    ({"lookback": 100}, r"lookback 100 is not a multiple"),
+    ({"units": -3}, r"'units' must be a positive integer"),
+    ({"norm": "z"}, r"norm must be one of"),
+    ({"learning_rate": "fast"}, r"'learning_rate' must be a positive number"),
+    ({"colour": 3}, r"unknown hyperparameter 'colour'. Known: batch_size"),
+])
+def test_hparams_bad_values_are_named(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        zoo.get("ett-forecasting").hparams(quick=True, overrides=overrides)
+
+
+def test_unknown_profile():
+    with pytest.raises(ValueError, match=r"unknown hyperparameter profile 'gpu'.*quick, cpu"):
+        zoo.get("ett-forecasting").hparams(profile="gpu")
+
+
+# ------------------------------------------------------------------ presets
+def _tiny_model():
+    model = keras.Sequential([keras.Input((5, 3)), keras.layers.Dense(2)])
+    model.compile("adam", "mse")
+    return model
+
+
+def test_preset_round_trip_is_atomic_and_lean(tmp_path):
+    model = _tiny_model()
+    model.fit(np.ones((4, 5, 3)), np.ones((4, 5, 2)), verbose=0)  # optimizer has state
+    path = presets.save_preset(model, tmp_path / "p", {"model": None, "metrics": {"x": 1.0}},
+                               assets={"vocab.txt": "a\nb\n"})
+    assert sorted(os.listdir(path)) == ["assets", "config.json", "metadata.json",
+                                        "model.weights.h5"]
+    meta = presets.read_metadata(path)
+    assert meta["format"] == presets.PRESET_FORMAT and meta["parameter_count"] == 8
+    assert (path / "assets" / "vocab.txt").read_text() == "a\nb\n"
+    import h5py
+
+    with h5py.File(path / "model.weights.h5") as f:
+        assert "optimizer" not in f, "a preset holds no optimizer state"
+    loaded = presets.load_preset(path)
+    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype("float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)),
+                               keras.ops.convert_to_numpy(model(x)), atol=1e-6)
+    assert loaded.zoo_preset.metadata["metrics"] == {"x": 1.0}
+    # replacing a preset leaves no temporary siblings; an unrelated directory is refused
+    presets.save_preset(model, path, {"metrics": {"x": 2.0}})
+    assert presets.read_metadata(path)["metrics"] == {"x": 2.0}
+    assert sorted(os.listdir(tmp_path)) == ["p"]
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="refusing to replace"):
+        presets.save_preset(model, tmp_path / "notes", {})
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
+
+
+def test_failed_save_leaves_previous_preset(tmp_path, monkeypatch):
+    model = _tiny_model()
+    path = presets.save_preset(model, tmp_path / "p", {"metrics": {"v": 1}})
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(presets, "_save_weights_without_optimizer", boom)
+    with pytest.raises(OSError, match="disk full"):
+        presets.save_preset(model, path, {"metrics": {"v": 2}})
+    assert presets.read_metadata(path)["metrics"] == {"v": 1}
+    assert sorted(os.listdir(tmp_path)) == ["p"]
+
+
+def test_missing_preset_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a grukit zoo preset: missing config.json"):
+        zoo.load("ett-forecasting", tmp_path)
+    with pytest.raises(FileNotFoundError):
+        zoo.from_preset(tmp_path)
+
+
+# --------------------------------------------------------------------- CLI
+def test_cli_list(capsys):
+    assert main(["zoo", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "ett-forecasting" in out and "ready" in out and "char-lm" in out
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["zoo", "train", "nope", "--quick"], r"Unknown zoo model 'nope'. Expected one of:"),
+    (["zoo", "train", "ett-forecasting", "--quick", "--variant", "lstm"],
+     r"Unknown variant 'lstm'. Expected one of: gru"),
+    (["zoo", "train", "ett-forecasting", "--quick", "--horizon", "100"],
+     r"horizon 100 is not a multiple of the segment length"),
+    (["zoo", "tune", "ett-forecasting", "--quick", "--horizon", "-5"],
+     r"--horizon must be a positive integer"),
+    (["zoo", "train", "ett-forecasting", "--quick", "--set", "units"], r"--set takes KEY=VALUE"),
+    (["zoo", "train", "ett-forecasting", "--quick", "--data-dir", "/nonexistent/data"],
+     r"ETTh1"),
+    (["zoo", "train", "ett-forecasting", "--quick", "--data", "/nonexistent/ETTh2.csv"],
+     r"/nonexistent/ETTh2.csv"),
+    (["zoo", "evaluate", "ett-forecasting", "--preset", "/nonexistent/preset"],
+     r"not a grukit zoo preset"),
+    (["zoo", "export", "ett-forecasting"], r"--out DIR is required"),
+    (["zoo", "tune", "ett-forecasting", "--quick", "--max-trials", "0"],
+     r"--max-trials must be a positive integer"),
+])
+def test_cli_bad_input_is_named(argv, match, capsys, monkeypatch):
+    monkeypatch.setenv("GRUKIT_DATA_DIR", "/nonexistent/data")
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    monkeypatch.setenv("KERAS_HOME", "/nonexistent/keras-home")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err
+    import re
+
+    assert re.search(match, err), err
+
+
+def test_cli_model_options_need_the_name_first(capsys):
+    with pytest.raises(SystemExit):
+        main(["zoo", "predict", "ett-forecasting"])  # --input or --index is required
+    assert "one of the arguments --input --index is required" in capsys.readouterr().err
+
+
+# ------------------------------------------------------ TF pass: subprocesses
+@tf_pass_only
+def test_import_grukit_zoo_does_not_import_tensorflow():
+    code = textwrap.dedent("""
+        import sys
+        import grukit, grukit.zoo
+        ett = grukit.zoo.get("ett-forecasting")
+        model = grukit.zoo.load("ett-forecasting")
+        print("RESULT", sorted(m for m in ("tensorflow", "keras_tuner") if m in sys.modules))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], env=_env("jax"), cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "RESULT []" in proc.stdout, proc.stdout
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@tf_pass_only
+@needs_data
+def test_distributed_tuning_chief_and_two_workers(tmp_path):
+    """keras-tuner's chief/worker protocol on loopback: the chief serves the oracle and
+    exits when the search is complete; both workers run trials; max_trials in total."""
+    port, out, trials = _free_port(), tmp_path / "search", 4
+    # the variant and segment are held fixed so that trials share compiled programs
+    cmd = [sys.executable, "-m", "grukit", "zoo", "tune", "ett-forecasting", *TINY,
+           "--variant", "gru", "--set", "segment=24", "--set", "dropout=0.1",
+           "--epochs", "1", "--max-trials", str(trials), "--out", str(out)]
+    procs = {}
+    for role in ("chief", "tuner0", "tuner1"):
+        env = _env("jax", KERASTUNER_TUNER_ID=role, KERASTUNER_ORACLE_IP="127.0.0.1",
+                   KERASTUNER_ORACLE_PORT=str(port))
+        procs[role] = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True)
+    outputs = {}
+    try:
+        for role, proc in procs.items():
+            outputs[role] = proc.communicate(timeout=300)[0]
+            assert proc.returncode == 0, f"{role} failed:\n{outputs[role][-5000:]}"
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+    ran = {role: outputs[role].count(f"[{role}] trial done") for role in ("tuner0", "tuner1")}
+    assert ran["tuner0"] >= 1 and ran["tuner1"] >= 1, ran
+    assert ran["tuner0"] + ran["tuner1"] == trials, ran
+    assert "serving the random oracle" in outputs["chief"]
+    with open(out / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == trials and all(r["status"] == "COMPLETED" for r in rows), rows
+    assert {"variant", "units", "params", "val_loss", "time_s"} <= set(rows[0])
+    assert (out / "best_hparams.json").is_file()
+
+
+@tf_pass_only
+@needs_data
+def test_training_resumes_after_sigkill(tmp_path):
+    out = tmp_path / "run"
+    args = ["zoo", "train", "ett-forecasting", *TINY, "--set", "patience=0", "--epochs", "8",
+            "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "grukit", *args], env=_env("jax"), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    state, deadline = out / "train_state.json", time.time() + 240
+    try:
+        while True:  # wait until epoch 2 has finished (backup + state written)
+            assert proc.poll() is None, f"training ended before the kill:\n{proc.stdout.read()}"
+            assert time.time() < deadline, "no epoch finished in time"
+            try:
+                if json.loads(state.read_text())["epochs_done"] >= 2:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "preset").exists()
+    backed_up = json.loads((out / "backup" / "training_metadata.json").read_text())["epoch"]
+    assert 2 <= backed_up < 8
+    stdout = _grukit(args)
+    assert f"Resuming from epoch {backed_up} " in stdout, stdout[-3000:]
+    assert "Epoch 1/8" not in stdout and f"Epoch {backed_up + 1}/8" in stdout
+    meta = presets.read_metadata(out / "preset")
+    assert meta["training"]["epochs_run"] == 8 and meta["training"]["runs"] == 2
+    with open(out / "train_log.csv") as f:
+        epochs = [int(r["epoch"]) for r in csv.DictReader(f)]
+    assert epochs[-1] == 7 and epochs.count(backed_up) == 1, epochs
+    assert not (out / "backup").exists()  # removed once training completed
+
+
+@tf_pass_only
+@needs_data
+def test_data_parallel_on_two_jax_cpu_devices(tmp_path):
+    out = tmp_path / "dp"
+    stdout = _grukit(["zoo", "train", "ett-forecasting", *TINY, "--set", "max_train_windows=131",
+                      "--epochs", "1", "--out", str(out)], "jax",
+                     XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    assert "Data parallel over 2 devices: cpu:0, cpu:1" in stdout, stdout
+    assert "Variables replicated on 2 devices" in stdout
+    meta = presets.read_metadata(out / "preset")
+    assert meta["training"]["data_parallel_devices"] == ["cpu:0", "cpu:1"]
+    assert meta["metrics"]["test"]["windows"] == 2785 and np.isfinite(meta["metrics"]["test"]["mse"])
+
+
+@tf_pass_only
+def test_export_of_the_jax_trained_preset_serves_without_grukit(tmp_path):
+    """The committed preset (trained on JAX) exported under TensorFlow: verified in a
+    fresh process that does not import grukit, renamed into place over a previous
+    export; the SavedModel serves windows in the data's units."""
+    import tensorflow as tf
+
+    ett = zoo.get("ett-forecasting")
+    model = zoo.load("ett-forecasting")
+    assert model.zoo_preset.metadata["versions"]["backend"] == "jax"
+    out = tmp_path / "export"
+    out.mkdir()
+    tf.saved_model.save(tf.Module(), str(out))  # a previous export, to be replaced
+    assert ett.export(out, verbose=False) == out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+    meta = json.loads((out / "assets.extra" / "metadata.json").read_text())
+    assert meta == model.zoo_preset.metadata
+    window = ett.serving_sample(model.zoo_preset)[:2] + 1.0
+    loaded = tf.saved_model.load(str(out))
+    served = loaded.serve(tf.constant(window)).numpy()
+    assert served.shape == (2, model.horizon, 7)
+    np.testing.assert_allclose(served, ett.predict(model, window), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="the delegation from JAX/PyTorch")
+def test_export_on_another_backend_runs_under_tensorflow(tmp_path, monkeypatch, capsys):
+    from grukit.zoo import base
+
+    calls = []
+
+    class Done:
+        returncode = 0
+
+    def fake_run(cmd, env=None, **kwargs):
+        calls.append((cmd, env))
+        return Done()
+
+    monkeypatch.setattr(base.subprocess, "run", fake_run)
+    out = tmp_path / "export"
+    zoo.get("ett-forecasting").export(out)
+    (cmd, env), = calls
+    assert env["KERAS_BACKEND"] == "tensorflow"
+    assert cmd[1:] == ["-m", "grukit", "zoo", "export", "ett-forecasting", "--preset",
+                       str(zoo.get("ett-forecasting").preset_dir()), "--out", str(out)]
+    assert "export runs under the TensorFlow backend" in capsys.readouterr().out
+
+
+@tf_pass_only
+def test_failed_export_leaves_no_partial_dir_and_keeps_the_previous(tmp_path, monkeypatch):
+    from grukit.zoo import base
+
+    ett = zoo.get("ett-forecasting")
+    out = tmp_path / "export"
+    out.mkdir()
+    (out / "saved_model.pb").write_bytes(b"previous export")
+
+    def wrong(path, sample, timeout=600):
+        assert (Path(path) / "saved_model.pb").is_file()
+        return np.zeros((len(sample), 1, 1), "float32")
+
+    monkeypatch.setattr(base, "verify_saved_model", wrong)
+    with pytest.raises(RuntimeError, match="disagrees with the Keras model"):
+        ett.export(out, verbose=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+    assert sorted(os.listdir(out)) == ["saved_model.pb"]
+    assert (out / "saved_model.pb").read_bytes() == b"previous export"
+    # a directory that is not an export is refused before any work
+    other = tmp_path / "docs"
+    other.mkdir()
+    (other / "notes.md").write_text("keep")
+    with pytest.raises(FileExistsError, match="refusing to replace"):
+        ett.export(other, verbose=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs", "export"]
+
+
+# --------------------------------------------------------------------- docs
+def test_public_zoo_api_has_docstrings_with_examples():
+    import inspect
+
+    from grukit.zoo import base, cli
+
+    missing = []
+    modules = [(zoo, zoo.__all__), (presets, presets.__all__), (base, base.__all__),
+               (cli, ["add_parser", "common_options"])]
+    for module, names in modules:
+        for name in names:
+            obj = getattr(module, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                doc = obj.__doc__ or ""
+                if not doc.strip() or "Example" not in doc:
+                    missing.append(f"{module.__name__}.{name}")
+    for name, member in inspect.getmembers(zoo.ZooModel, inspect.isfunction):
+        if not name.startswith("_") and not (member.__doc__ or "").strip():
+            missing.append(f"ZooModel.{name}")
+    assert not missing, missing

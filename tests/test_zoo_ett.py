@@ -1,0 +1,241 @@
+"""The ett-forecasting zoo model: the SegRNN-style model, a tiny training with its preset
+round trip (every backend), the committed preset (every backend), predict and its errors,
+the CLI's predict/evaluate, and (TF pass) a resumable local search.
+
+Needs $GRUKIT_DATA_DIR/ett/ETTh1.csv for the tests that train or score; the model and
+the committed preset's predict tests run without data.
+"""
+import json
+import os
+import re
+import sys
+
+import numpy as np
+import pytest
+
+import keras
+
+import grukit.zoo as zoo
+from grukit.__main__ import main
+from conftest import BACKEND, DATA_DIR, to_np
+
+ETT_CSV = os.path.join(DATA_DIR, "ett", "ETTh1.csv")
+needs_data = pytest.mark.skipif(not os.path.isfile(ETT_CSV),
+                                reason=f"ETTh1 not found at {ETT_CSV} (set GRUKIT_DATA_DIR)")
+
+
+@pytest.fixture(scope="module")
+def ett():
+    return zoo.get("ett-forecasting")
+
+
+@pytest.fixture(scope="module")
+def recipe(ett):
+    return sys.modules[type(ett).__module__]
+
+
+@pytest.fixture(scope="module")
+def data(ett):
+    if not os.path.isfile(ETT_CSV):
+        pytest.skip(f"ETTh1 not found at {ETT_CSV}")
+    return ett.load_data(data_dir=DATA_DIR)
+
+
+@pytest.fixture(scope="module")
+def committed():
+    return zoo.load("ett-forecasting")
+
+
+# -------------------------------------------------------------------- model
+@pytest.mark.parametrize("variant, norm", [("gru", "last"), ("mgu2", "mean"), ("mingru", "revin"),
+                                           ("ligru", "last")])
+def test_segrnn_shapes_and_reversible_normalisation(recipe, variant, norm):
+    model = recipe.SegRNN(48, 36, 3, segment=12, units=8, variant=variant, norm=norm)
+    x = np.random.default_rng(0).standard_normal((2, 48, 3)).astype("float32")
+    y = to_np(model(x))
+    assert y.shape == (2, 36, 3) and np.isfinite(y).all()
+    # instance normalisation makes the forecast shift with the window (and scale, RevIN)
+    np.testing.assert_allclose(to_np(model(x + 5.0)), y + 5.0, atol=2e-4)
+    if norm == "revin":
+        np.testing.assert_allclose(to_np(model(3.0 * x)), 3.0 * y, atol=5e-4, rtol=1e-4)
+    config = model.get_config()
+    clone = recipe.SegRNN.from_config(config)
+    clone.build((None, 48, 3))
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(to_np(clone(x)), y, atol=1e-6)
+
+
+def test_segrnn_parallel_decoding_matches_one_step_per_segment(recipe):
+    """Output segment j of channel c is head(one recurrent step from the encoder's final
+    state with input [position_j, channel_c]) -- SegRNN's parallel decoding, rebuilt here
+    channel by channel from the model's own layers."""
+    B, L, H, C, w, d = 3, 24, 18, 2, 6, 10
+    m = H // w
+    model = recipe.SegRNN(L, H, C, segment=w, units=d, variant="mgu", norm="last", dropout=0.3)
+    x = np.random.default_rng(1).standard_normal((B, L, C)).astype("float32")
+    y = to_np(model(x, training=False))
+    last = x[:, -1:, :]
+    pos, chan = to_np(model.position_embedding), to_np(model.channel_embedding)
+    for c in range(C):
+        h = to_np(model.rnn(model.embedding((x - last)[:, :, c].reshape(B, L // w, w))))
+        queries = np.stack([np.concatenate([pos[j], chan[c]]) for j in range(m)])  # [m, d]
+        q = np.tile(queries, (B, 1))[:, None, :].astype("float32")               # [B*m, 1, d]
+        hy = model.rnn(q, initial_state=np.repeat(h, m, axis=0))                  # (b, j) order
+        expected = to_np(model.head(hy)).reshape(B, m * w) + last[:, :, c]
+        np.testing.assert_allclose(y[:, :, c], expected, atol=1e-5, err_msg=f"channel {c}")
+
+
+def test_segrnn_bad_arguments(recipe):
+    with pytest.raises(ValueError, match="horizon 100 is not a multiple of the segment length 24"):
+        recipe.SegRNN(96, 100, 7, segment=24)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        recipe.SegRNN(96, 96, 7, norm="zscore")
+    with pytest.raises(ValueError, match="Unknown variant"):
+        recipe.SegRNN(96, 96, 7, variant="lstm")
+
+
+# ---------------------------------------------------------------- training
+@needs_data
+def test_tiny_training_preset_round_trip(ett, data, tmp_path):
+    hp = ett.hparams(quick=True, overrides={"units": 8, "max_train_windows": 96,
+                                            "max_val_windows": 64, "variant": "mgu2"})
+    result = ett.train(hp, data, tmp_path / "run", epochs=1, quick=True, verbose=0,
+                       command="test")
+    test = result.metrics["test"]
+    assert test["windows"] == data.num_windows("test", 96, 96) == 2785  # every test window
+    assert 0 < test["mse"] < 3 and 0 < test["mae"] < 2
+    meta = result.metadata
+    assert meta["quick"] is True and meta["profile"] == "quick"
+    assert meta["data"]["files"][0]["sha256"] == (
+        "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066")
+    assert meta["versions"]["backend"] == BACKEND and meta["training"]["time_s"] > 0
+    assert meta["preprocessing"]["columns"][-1] == "OT"
+    loaded = zoo.from_preset(tmp_path / "run")
+    x, y = data.windows("test", 96, 96, scaled=False)
+    np.testing.assert_allclose(ett.predict(loaded, x[:5]), ett.predict(result.model, x[:5]),
+                               rtol=1e-5, atol=1e-4)
+
+
+# ---------------------------------------------------------- committed preset
+def test_committed_preset_metadata_and_card(committed):
+    meta = committed.zoo_preset.metadata
+    assert meta["model"] == "ett-forecasting" and meta["profile"] == "cpu"
+    for key in ("metrics", "data", "hardware", "training", "versions", "hparams"):
+        assert meta[key], key
+    assert meta["training"]["command"].startswith("grukit ")
+    size = sum(p.stat().st_size for p in committed.zoo_preset.path.iterdir())
+    assert size < 3_000_000, f"the preset should stay small, it is {size} bytes"
+    card = (committed.zoo_preset.path.parent / "README.md").read_text()
+    assert f"{meta['metrics']['test']['mse']:.3f}" in card, "the card quotes the measured MSE"
+
+
+@needs_data
+def test_committed_preset_reproduces_its_test_metrics(ett, committed, data):
+    meta = committed.zoo_preset.metadata
+    metrics = ett.evaluate(committed, data, meta["hparams"], "test")
+    assert metrics["windows"] == meta["metrics"]["test"]["windows"]
+    assert metrics["mse"] == pytest.approx(meta["metrics"]["test"]["mse"], rel=2e-4)
+    assert metrics["mae"] == pytest.approx(meta["metrics"]["test"]["mae"], rel=2e-4)
+
+
+def test_committed_preset_predicts_and_names_bad_windows(ett, committed):
+    L, H = committed.lookback, committed.horizon
+    window = ett.serving_sample(committed.zoo_preset)[0]
+    forecast = ett.predict(committed, window)
+    assert forecast.shape == (H, 7) and forecast.dtype == np.float32
+    assert np.isfinite(forecast).all()
+    batch = ett.predict(committed, np.stack([window, window + 1]))
+    assert batch.shape == (2, H, 7)
+    np.testing.assert_allclose(batch[0], forecast, rtol=1e-5, atol=1e-4)
+    bad = window.copy()
+    bad[3, 6] = np.nan
+    cases = [(window[:-1], f"last {L} rows .*got {L - 1} rows"),
+             (window[:, :6], r"expected 7 columns \(HUFL, .*OT\); got 6"),
+             (bad, "NaN/infinite value.*row 3, column OT"),
+             (np.full((L, 7), np.inf), "NaN/infinite"),
+             (window[None, None], "expected a window"),
+             ([["a"] * 7] * L, "must be numbers")]
+    for inputs, match in cases:
+        with pytest.raises(ValueError, match=match):
+            ett.predict(committed, inputs)
+    bare = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(committed))
+    with pytest.raises(ValueError, match="needs the preset's standardisation"):
+        ett.predict(bare, window)
+
+
+# ---------------------------------------------------------------- CSV, CLI
+def test_read_window_csv(recipe, tmp_path):
+    cols = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
+    rows = np.arange(21, dtype="float32").reshape(3, 7)
+    with_header = tmp_path / "a.csv"
+    with_header.write_text("date,OT,HUFL,HULL,MUFL,MULL,LUFL,LULL\n" + "".join(
+        f"2018-01-01 0{i}:00:00,{r[6]},{','.join(map(str, r[:6]))}\n" for i, r in enumerate(rows)))
+    np.testing.assert_array_equal(recipe.read_window_csv(with_header, cols), rows)
+    bare = tmp_path / "b.csv"
+    bare.write_text("".join(",".join(map(str, r)) + "\n" for r in rows))
+    np.testing.assert_array_equal(recipe.read_window_csv(bare, cols), rows)
+    missing = tmp_path / "c.csv"
+    missing.write_text("date,HUFL\n2018,1\n")
+    with pytest.raises(ValueError, match=r"lacks columns \['HULL'"):
+        recipe.read_window_csv(missing, cols)
+    junk = tmp_path / "d.csv"
+    junk.write_text("1,2,3,4,5,6,7\n1,2,x,4,5,6,7\n")
+    with pytest.raises(ValueError, match="line 2: expected 7 numbers"):
+        recipe.read_window_csv(junk, cols)
+
+
+@needs_data
+def test_cli_predict_index_and_input(committed, data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GRUKIT_DATA_DIR", DATA_DIR)
+    L, H = committed.lookback, committed.horizon
+    assert main(["zoo", "predict", "ett-forecasting", "--index", "7"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if re.match(r"^\d+,", line)]
+    assert len(rows) == H and out.count("step,HUFL,HULL,MUFL,MULL,LUFL,LULL,OT") == 1
+    assert "standardised MSE" in out
+    x, _ = data.windows("test", L, H, scaled=False)
+    window = tmp_path / "window.csv"
+    window.write_text("HUFL,HULL,MUFL,MULL,LUFL,LULL,OT\n" + "".join(
+        ",".join(f"{v:.6f}" for v in r) + "\n" for r in np.concatenate([x[6][:5], x[7]])))
+    forecast = tmp_path / "forecast.csv"
+    assert main(["zoo", "predict", "ett-forecasting", "--input", str(window),
+                 "--output", str(forecast)]) == 0
+    again = [line for line in capsys.readouterr().out.splitlines() if re.match(r"^\d+,", line)]
+    parse = lambda lines: np.array([[float(v) for v in line.split(",")] for line in lines])
+    np.testing.assert_allclose(parse(again), parse(rows), atol=2e-3)  # its last L rows: window 7
+    assert len(forecast.read_text().splitlines()) == H + 1
+    assert main(["zoo", "predict", "ett-forecasting", "--index", "999999"]) == 2
+    assert "--index must be in [0, 2784]" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="runs once, in the TF pass")
+@needs_data
+def test_cli_evaluate_committed_preset(committed, capsys, monkeypatch):
+    monkeypatch.setenv("GRUKIT_DATA_DIR", DATA_DIR)
+    assert main(["zoo", "evaluate", "ett-forecasting", "--split", "validation"]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.split()[:1] == ["mse"])
+    measured, recorded = map(float, line.split()[1:3])
+    assert measured == pytest.approx(recorded, rel=2e-4)
+
+
+# ------------------------------------------------------------------- search
+@pytest.mark.skipif(BACKEND != "jax", reason="runs once, in the JAX pass (fastest to compile)")
+@needs_data
+def test_local_search_writes_table_and_resumes(ett, data, tmp_path, capsys):
+    hp = ett.hparams(quick=True, overrides={"max_train_windows": 64, "max_val_windows": 64})
+    fixed = {"units": 8, "max_train_windows": 64, "max_val_windows": 64}
+    rows = ett.tune(hp, data, tmp_path, tuner="bayesian", max_trials=1, epochs=1, quick=True,
+                    fixed=fixed, verbose=0)
+    assert len(rows) == 1 and rows[0]["status"] == "COMPLETED"
+    assert rows[0]["hparams"]["units"] == 8 and rows[0]["params"] > 0
+    assert (tmp_path / "tune" / "bayesian-quick" / "oracle.json").is_file()
+    best = json.loads((tmp_path / "best_hparams.json").read_text())
+    assert best["variant"] == rows[0]["hparams"]["variant"] and best["horizon"] == 96
+    assert "| trial | status | variant | units |" in (tmp_path / "trials.md").read_text()
+    capsys.readouterr()
+    again = ett.tune(hp, data, tmp_path, tuner="bayesian", max_trials=2, epochs=1, quick=True,
+                     fixed=fixed, verbose=0)
+    assert "Reloading Tuner" in capsys.readouterr().out
+    assert len(again) == 2 and rows[0] in again  # resumed: the first trial kept, one more run
+    assert again[0]["val_loss"] <= again[1]["val_loss"]  # best first

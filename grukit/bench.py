@@ -208,16 +208,10 @@ def _run_one(cfg, args):
 def _machine(args):
     if args.machine:
         return args.machine
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+    from grukit.zoo.presets import hardware_info
+
+    hw = hardware_info()
+    return f"{hw['processor']}, {hw['cpu_count']} cores, {platform.system()} {platform.release()}"
 
 
 def _versions():

@@ -1,0 +1,300 @@
+"""The imdb-sentiment zoo model: tokenizer, quick training, preset round trip, predict,
+bad inputs, gate plot, CLI and (TensorFlow pass only) the raw-string SavedModel.
+
+Needs the IMDB archive ($GRUKIT_DATA_DIR/imdb/aclImdb_v1.tar.gz); skipped without it.
+One tiny model is trained per backend on a few hundred reviews (seconds).
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import keras
+
+import grukit.zoo as zoo
+from conftest import BACKEND, DATA_DIR, REPO
+
+ARCHIVE = os.path.join(DATA_DIR, "imdb", "aclImdb_v1.tar.gz")
+needs_data = pytest.mark.skipif(not os.path.isfile(ARCHIVE),
+                                reason=f"IMDB archive not found at {ARCHIVE}")
+
+TINY = {"train_limit": 600, "val_limit": 200, "test_limit": 200, "vocab_size": 1500,
+        "sequence_length": 64, "units": 8, "embedding_dim": 8, "epochs": 1,
+        "variant": "mgu2", "batch_size": 64}
+
+
+@pytest.fixture(scope="module")
+def imdb():
+    return zoo.get("imdb-sentiment")
+
+
+@pytest.fixture(scope="module")
+def recipe_module(imdb):
+    return sys.modules[type(imdb).__module__]
+
+
+@pytest.fixture(scope="module")
+def trained(imdb, tmp_path_factory):
+    if not os.path.isfile(ARCHIVE):
+        pytest.skip(f"IMDB archive not found at {ARCHIVE}")
+    data = imdb.load_data(data_dir=DATA_DIR)
+    hp = imdb.hparams(quick=True, overrides=TINY)
+    out = tmp_path_factory.mktemp("imdb_run")
+    result = imdb.train(hp, data, out, quick=True, verbose=0, command="test")
+    return result, data, hp
+
+
+# ------------------------------------------------------------------ tokenizer
+def test_tokenize_rules(recipe_module):
+    tok = recipe_module.tokenize
+    assert tok("Don't miss it!<br /><br />A GREAT film, Amélie-like.") == \
+        ["dont", "miss", "it", "!", "a", "great", "film", "amélie", "like"]
+    assert tok("") == [] and tok("  \t\n ") == [] and tok("... --- ,,,") == []
+    assert tok("Why?!") == ["why", "?", "!"]
+    assert tok("3.5/10<BR/>ok<br>fine") == ["3", "5", "10", "ok", "fine"]
+    assert tok(b"bad \xff byte") == ["bad", "\ufffd", "byte"]
+
+
+def test_encode_truncation_and_padding(recipe_module):
+    vocab = ["", "[UNK]"] + [f"w{i}" for i in range(10)]
+    text = " ".join(f"w{i}" for i in range(10))
+    ids = {m: recipe_module.ReviewTokenizer(vocab, 4, m).encode([text, "w3 zz", ""])
+           for m in ("pre", "post", "both")}
+    assert ids["pre"][0].tolist() == [8, 9, 10, 11]
+    assert ids["post"][0].tolist() == [2, 3, 4, 5]
+    assert ids["both"][0].tolist() == [2, 3, 10, 11]
+    for m in ids:
+        assert ids[m][1].tolist() == [5, 1, 0, 0]  # known, out of vocabulary, padding
+        assert ids[m][2].tolist() == [0, 0, 0, 0]
+    with pytest.raises(ValueError, match="padding"):
+        recipe_module.ReviewTokenizer(["a", "b"], 4)
+    with pytest.raises(ValueError, match="truncate"):
+        recipe_module.ReviewTokenizer(vocab, 4, "middle")
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow string ops: TF pass only")
+def test_tf_tokenizer_matches_python(recipe_module):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    vocab = ["", "[UNK]", "a", "great", "film", "!", "?", "dont", "amélie", "\ufffd", "b"]
+    alphabet = list("aAbB gGreatfilm!?'.,<>/-_\t\n0123") + ["é", "É", "\u00a0", "\u3000", "<br />",
+                                                          "\x00", "dont", "Amélie"]
+    texts = ["".join(rng.choice(alphabet, rng.integers(0, 40))) for _ in range(200)]
+    raw = [t.encode("utf-8") for t in texts] + [b"great \xff\xfe film", b"\xc3", b"a\xe2\x82"]
+    for mode in ("pre", "post", "both"):
+        tok = recipe_module.ReviewTokenizer(vocab, 7, mode)
+        np.testing.assert_array_equal(tok.tf_encode(tf.constant(raw)).numpy(), tok.encode(raw))
+
+
+def test_length_buckets(recipe_module):
+    """Batches are cut to their longest review (multiples of 64 steps); on TF, fit must accept
+    the varying time dimension (Keras takes the tf.data signature from the first two batches)."""
+    rng = np.random.default_rng(0)
+    lengths = np.concatenate([rng.integers(1, 64, 70), rng.integers(65, 128, 70)])
+    ids = np.zeros((140, 128), np.int32)
+    for i, n in enumerate(lengths):
+        ids[i, :n] = rng.integers(1, 50, n)
+    labels = (lengths > 64).astype(np.int64)
+    for shuffle in (True, False):
+        batches = recipe_module._Batches(ids, labels, 35, shuffle=shuffle)
+        steps = [batches[i][0].shape[1] for i in range(len(batches))]
+        assert set(steps) <= {64, 128} and steps[0] != steps[1]
+        assert sum(batches[i][0].shape[0] for i in range(len(batches))) == 140
+    if BACKEND != "tensorflow":
+        return  # the fit below checks the tf.data signature; JAX and torch take any shape
+    vocab = ["", "[UNK]"] + [f"w{i}" for i in range(48)]
+    model = recipe_module.SentimentModel(vocab, 128, units=4, embedding_dim=4, variant="mgu",
+                                         ngram_buckets=64, ngram_dim=2)
+    model.build((None, 128))
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    history = model.fit(recipe_module._Batches(ids, labels, 35, shuffle=True), epochs=1,
+                        verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    p = recipe_module.predict_ids(model, ids, batch_size=70)
+    assert p.shape == (140,) and np.all((p >= 0) & (p <= 1))
+
+
+# ------------------------------------------------------------ hyperparameters
+def test_hparams_and_search_space(imdb):
+    import keras_tuner
+
+    defaults = imdb.hparams()
+    assert defaults["variant"] in ("gru", "gru2", "mgu", "mgu2", "ligru", "mingru")
+    for bad in ({"truncate": "middle"}, {"pooling": "sum"}, {"vocab_size": 2},
+                {"dropout": 1.5}, {"train_limit": -1}, {"bidirectional": "yes"},
+                {"variant": "lstm"}):
+        with pytest.raises(ValueError):
+            imdb.hparams(overrides=bad)
+    with pytest.raises(ValueError, match="unknown hyperparameter"):
+        imdb.hparams(overrides={"vocabulary": 5})
+    hp = keras_tuner.HyperParameters()
+    values = imdb.search_space(hp, defaults)
+    assert {"variant", "units", "depth", "bidirectional", "pooling", "dropout", "vocab_size",
+            "sequence_length", "learning_rate"} <= set(values)
+    assert {"gru", "gru2", "mgu", "mgu2", "ligru", "mingru"} <= set(hp._hps["variant"][0].values)
+    # quick space: valid hyperparameters
+    imdb.validate_hparams(dict(imdb.hparams(quick=True),
+                               **imdb.search_space(keras_tuner.HyperParameters(), defaults,
+                                                   quick=True)))
+
+
+# ------------------------------------------------------- training and presets
+@needs_data
+def test_quick_train_writes_preset(trained, imdb):
+    result, data, hp = trained
+    preset = result.preset
+    for name in ("config.json", "model.weights.h5", "metadata.json", "assets/vocabulary.txt"):
+        assert (preset / name).is_file(), name
+    meta = json.loads((preset / "metadata.json").read_text())
+    assert meta["model"] == "imdb-sentiment" and meta["quick"] is True
+    assert meta["metrics"]["test"]["examples"] == 200
+    assert meta["metrics"]["validation"]["examples"] == 200
+    assert 0.0 <= meta["metrics"]["test"]["accuracy"] <= 1.0
+    assert meta["preprocessing"]["splits"] == {"train": 600, "validation": 200, "test": 200}
+    vocab = (preset / "assets" / "vocabulary.txt").read_text().split("\n")[:-1]
+    assert vocab == result.model.tokenizer.vocabulary and len(vocab) == 1500
+    # train and validation are disjoint, and test is the official test set
+    train, _ = data.texts("train", 600)
+    val, _ = data.texts("validation", 200)
+    assert not set(train) & set(val)
+
+
+@needs_data
+def test_preset_round_trip_and_evaluate(trained, imdb):
+    result, data, hp = trained
+    texts = ["A wonderful, moving film with a superb cast.", "Dull, overlong and joyless."]
+    expected = imdb.predict(result.model, texts)
+    model = zoo.load("imdb-sentiment", preset=result.preset)
+    np.testing.assert_allclose(imdb.predict(model, texts), expected, rtol=1e-5, atol=1e-6)
+    assert model.zoo_preset.metadata["hparams"]["variant"] == "mgu2"
+    metrics, meta = imdb.evaluate_preset(result.preset, data=data, split="test")
+    assert metrics["examples"] == 200
+    assert metrics["accuracy"] == pytest.approx(meta["metrics"]["test"]["accuracy"], abs=1e-9)
+    assert metrics["loss"] == pytest.approx(meta["metrics"]["test"]["loss"], rel=1e-4)
+
+
+@needs_data
+def test_predict_raw_strings(trained, imdb):
+    model = trained[0].model
+    texts = ["a great film", "an awful film", "ok"]
+    p = imdb.predict(model, texts)
+    assert p.shape == (3,) and p.dtype == np.float32 and np.all((p >= 0) & (p <= 1))
+    single = imdb.predict(model, "a great film")
+    assert isinstance(single, float) and single == pytest.approx(float(p[0]), abs=1e-6)
+    np.testing.assert_allclose(imdb.predict(model, np.array(texts)), p, atol=1e-6)
+    np.testing.assert_allclose(imdb.predict(model, np.array([t.encode() for t in texts])), p,
+                               atol=1e-6)
+    np.testing.assert_allclose(imdb.predict(model, tuple(texts)), p, atol=1e-6)
+    assert imdb.predict(model, []).shape == (0,)
+    # batching by length keeps the input order
+    many = texts * 50 + ["great " * n for n in range(1, 40)]
+    np.testing.assert_allclose(imdb.predict(model, many, batch_size=7)[:3], p, atol=1e-5)
+
+
+@needs_data
+def test_bad_inputs(trained, imdb, recipe_module):
+    model = trained[0].model
+    # empty, whitespace or punctuation only: no tokens, exactly 0.5 ("no evidence")
+    assert imdb.predict(model, "") == 0.5
+    assert imdb.predict(model, " \t\n  ") == 0.5
+    assert imdb.predict(model, "... --- ...") == 0.5
+    np.testing.assert_array_equal(imdb.predict(model, ["", "  "]), [0.5, 0.5])
+    # non-UTF-8 bytes: replaced by U+FFFD, as the SavedModel does
+    raw = b"what a \xff\xfe terrible \xc3 film"
+    p = imdb.predict(model, raw)
+    assert np.isfinite(p)
+    assert p == pytest.approx(imdb.predict(model, raw.decode("utf-8", "replace")), abs=1e-6)
+    # a 1 MB review: read as its first and last sequence_length/2 tokens (truncate "both")
+    big = "a truly great film " * 53000 + "but the ending is awful"
+    assert len(big.encode()) >= 1_000_000
+    p_big = imdb.predict(model, big)
+    tok = model.tokenizer
+    kept = recipe_module.truncate_tokens(recipe_module.tokenize(big), tok.sequence_length,
+                                         tok.truncate)
+    assert p_big == pytest.approx(imdb.predict(model, " ".join(kept)), abs=1e-6)
+    # not a string: ValueError naming the position and the type
+    for bad, match in ((None, "NoneType"), (3, "int"), (3.5, "float"),
+                       (["fine", 7], "#1 must be a string"), ([b"ok", None], "#1"),
+                       (np.array([["a", "b"]]), "shape"), ({"text": "x"}, "dict")):
+        with pytest.raises(ValueError, match=match):
+            imdb.predict(model, bad)
+    with pytest.raises(ValueError, match="imdb-sentiment model"):
+        imdb.predict(keras.Sequential([keras.layers.Dense(1)]), "text")
+
+
+@needs_data
+def test_gate_plot(trained, tmp_path, recipe_module):
+    pytest.importorskip("matplotlib")
+    model = trained[0].model
+    words, gates = recipe_module.gate_profile(model, "A wonderful film, never dull! Zyxwv.")
+    assert words == ["a", "wonderful", "film", "never", "dull", "!", "[zyxwv]"] or \
+        len(words) == 7
+    assert set(gates) == {"forward"} | ({"backward"} if model.bidirectional else set())
+    for z in gates.values():
+        assert z.shape == (7, model.units) and np.all((z >= 0) & (z <= 1))
+    path = recipe_module.plot_gates(model, "A wonderful film, never dull!", tmp_path / "g.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="no tokens"):
+        recipe_module.gate_profile(model, "   ")
+
+
+@needs_data
+@pytest.mark.skipif(BACKEND != "torch", reason="one CLI run is enough (PyTorch pass)")
+def test_cli_predict(trained):
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, GRUKIT_DATA_DIR=DATA_DIR)
+    proc = subprocess.run(
+        [sys.executable, "-m", "grukit", "zoo", "predict", "imdb-sentiment", "--preset",
+         str(trained[0].preset), "an overlong, joyless film", ""],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 2
+    p = float(lines[0].split()[0])
+    assert 0.0 <= p <= 1.0 and "an overlong, joyless film" in lines[0]
+    assert lines[1].startswith("0.5000") and "no tokens" in lines[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "grukit", "zoo", "predict", "imdb-sentiment", "--preset",
+         str(trained[0].preset)], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert proc.returncode == 2 and "nothing to score" in proc.stderr
+
+
+# ------------------------------------------------------------------ export
+@needs_data
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the SavedModel export runs in the TF pass")
+def test_export_raw_string_signature(trained, imdb, tmp_path):
+    import tensorflow as tf
+
+    result = trained[0]
+    out = imdb.export(tmp_path / "export", preset=result.preset, verbose=False)  # fresh-process check
+    served = tf.saved_model.load(str(out))
+    model = zoo.load("imdb-sentiment", preset=result.preset)
+    texts = ["A wonderful, moving film.", "Dull.<br />Joyless!", "", "   ",
+             "great " * 5000 + "awful"]
+    y = served.serve(tf.constant(texts)).numpy()
+    assert y.shape == (5,) and y.dtype == np.float32
+    np.testing.assert_allclose(y, imdb.predict(model, texts), rtol=1e-5, atol=1e-6)
+    assert y[2] == 0.5 and y[3] == 0.5
+    bad = served.serve(tf.constant([b"bad \xff\xfe bytes"])).numpy()
+    np.testing.assert_allclose(bad, imdb.predict(model, [b"bad \xff\xfe bytes"]), atol=1e-6)
+    assert (out / "assets.extra" / "metadata.json").is_file()
+
+
+# ------------------------------------------------------------ committed preset
+@pytest.mark.skipif(not os.path.isfile(os.path.join(REPO, "zoo", "imdb_sentiment", "preset",
+                                                    "model.weights.h5")),
+                    reason="no committed preset yet")
+def test_committed_preset_loads_and_predicts(imdb):
+    model = zoo.load("imdb-sentiment")
+    meta = model.zoo_preset.metadata
+    assert meta["quick"] is False and meta["metrics"]["test"]["examples"] == 25000
+    size = os.path.getsize(os.path.join(REPO, "zoo", "imdb_sentiment", "preset",
+                                        "model.weights.h5"))
+    assert size < 6_000_000
+    p = imdb.predict(model, ["One of the best films of the year: moving, funny and superbly "
+                             "acted. A must see!",
+                             "An overlong, joyless film. The worst two hours I have spent in a "
+                             "cinema; awful acting and a boring plot."])
+    assert p[0] > 0.8 and p[1] < 0.2

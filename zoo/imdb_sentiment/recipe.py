@@ -1,0 +1,841 @@
+"""IMDB sentiment: raw review text in, probability of a positive review out.
+
+The model (:class:`SentimentModel`), for a batch of raw review strings:
+
+1. tokenisation (:class:`ReviewTokenizer`, inside the model and the preset): the
+   review is decoded as UTF-8 (invalid bytes become U+FFFD), ASCII letters are
+   lowercased, ``<br />`` tags and apostrophes are removed (``don't`` ->
+   ``dont``), ``!`` and ``?`` become tokens of their own, every other ASCII
+   character that is not a letter or digit separates tokens, and non-ASCII
+   characters belong to words (``amélie``). Tokens are looked up in a
+   vocabulary built from the training reviews (id 0 padding, 1 out of
+   vocabulary) and the sequence is cut to ``sequence_length`` tokens
+   (``truncate``: ``"pre"`` keeps the end of a long review, ``"post"`` its
+   beginning, ``"both"`` its first half and its last half), then padded;
+2. ``Embedding`` + ``SpatialDropout1D``;
+3. ``depth`` grukit recurrent layers (``variant``, ``units``), bidirectional or
+   not, over the valid (unpadded) tokens;
+4. pooling over the valid steps: ``"max"``, ``"mean"`` or both (``"maxmean"``);
+5. ``Dropout`` + ``Dense(1, sigmoid)``: the probability of a positive review.
+   A review with no tokens at all (empty, whitespace, punctuation only) gets
+   exactly 0.5, "no evidence", on every path.
+
+The tokenizer has two implementations with the same results: pure Python
+(:meth:`ReviewTokenizer.encode`, used for training, evaluation and
+:meth:`ImdbSentiment.predict` on every backend, so the preset needs no
+TensorFlow) and TensorFlow string ops (:meth:`ReviewTokenizer.tf_encode`, used
+only by the exported SavedModel, whose ``serve`` signature takes raw strings).
+
+Data: :func:`grukit.datasets.load_imdb`, the 25,000 training reviews split
+20,000 train / 5,000 validation (selection), the 25,000 test reviews for the
+final figure only. No unlabelled reviews, no pretrained embeddings.
+
+Example::
+
+    >>> imdb = grukit.zoo.get("imdb-sentiment")
+    >>> model = grukit.zoo.load("imdb-sentiment")
+    >>> imdb.predict(model, ["an overlong, joyless film", "a little gem"])
+    array([6.7185870e-09, 9.9952406e-01], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import keras
+from keras import ops
+
+import grukit
+from grukit.zoo import ZooModel
+
+TOKENIZER = "grukit-imdb-tokenizer/1"
+TRUNCATE = ("pre", "post", "both")
+POOLING = ("max", "mean", "maxmean")
+PAD, OOV = "", "[UNK]"
+SEARCH_VARIANTS = ["gru", "gru2", "mgu", "mgu2", "ligru", "mingru"]
+
+# ---------------------------------------------------------------- tokenizer rules
+# The same rules twice: Python ``re`` here, RE2 (TensorFlow) in ReviewTokenizer.tf_encode.
+_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_BR = re.compile(r"<br */?>")
+_MARKS = re.compile(r"([!?])")
+_SEPARATORS = re.compile("[^a-z0-9!?\u0080-\U0010ffff]+")
+_TF_BR = r"<br */?>"
+_TF_MARKS, _TF_MARKS_REWRITE = r"([!?])", r" \1 "
+_TF_SEPARATORS = r"[^a-z0-9!?\x{80}-\x{10FFFF}]+"
+
+
+def to_text(value, index=None):
+    """A review as ``str``: ``str`` as is, ``bytes`` decoded as UTF-8 with invalid bytes
+    replaced by U+FFFD (as the SavedModel does). Anything else raises ``ValueError``."""
+    if isinstance(value, (bytes, bytearray, np.bytes_)):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, (str, np.str_)):
+        return str(value)
+    where = "" if index is None else f" #{index}"
+    raise ValueError(f"imdb-sentiment: review{where} must be a string (str or UTF-8 bytes); "
+                     f"got {type(value).__name__} {value!r:.60}.")
+
+
+def tokenize(text):
+    """The tokens of one review (see the module docstring), pure Python.
+
+    Example:
+        >>> tokenize("Don't miss it!<br /><br />A GREAT film, Amélie-like.")
+        ['dont', 'miss', 'it', '!', 'a', 'great', 'film', 'amélie', 'like']
+    """
+    text = to_text(text).translate(_LOWER)
+    text = _BR.sub(" ", text).replace("'", "")
+    text = _SEPARATORS.sub(" ", _MARKS.sub(r" \1 ", text))
+    return [t for t in text.split(" ") if t]
+
+
+def truncate_tokens(seq, length, mode):
+    """``seq`` cut to at most ``length`` items: ``"pre"`` keeps the end, ``"post"`` the
+    beginning, ``"both"`` the first ``length // 2`` and the last ``length - length // 2``."""
+    if len(seq) <= length:
+        return seq
+    if mode == "pre":
+        return seq[len(seq) - length:]
+    if mode == "post":
+        return seq[:length]
+    head = length // 2
+    return seq[:head] + seq[len(seq) - (length - head):]
+
+
+def build_vocabulary(counts, size):
+    """``[PAD, OOV, most frequent tokens...]`` of ``size`` entries at most (ties by token)."""
+    if size < 3:
+        raise ValueError(f"imdb-sentiment: vocab_size must be at least 3; got {size}.")
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: size - 2]
+    return [PAD, OOV] + [t for t, _ in ranked]
+
+
+@keras.saving.register_keras_serializable(package="grukit_zoo")
+class ReviewTokenizer(keras.layers.Layer):
+    """Raw review text -> ``int32 [batch, sequence_length]`` token ids (0 = padding).
+
+    Holds the vocabulary in its config (no weights), so a preset's ``config.json``
+    carries it. :meth:`encode` is pure Python (any backend, no TensorFlow);
+    :meth:`tf_encode` is the same with TensorFlow string ops (the SavedModel).
+
+    Args:
+        vocabulary: list of tokens; ``vocabulary[0]`` is the padding ``""`` and
+            ``vocabulary[1]`` the out-of-vocabulary token ``"[UNK]"``.
+        sequence_length: tokens kept per review.
+        truncate: ``"pre"``, ``"post"`` or ``"both"`` (see :func:`truncate_tokens`).
+
+    Example:
+        >>> tok = ReviewTokenizer(["", "[UNK]", "film", "great"], 4)
+        >>> tok.encode(["A great film!", ""])
+        array([[1, 3, 2, 1], [0, 0, 0, 0]], dtype=int32)
+    """
+
+    def __init__(self, vocabulary, sequence_length, truncate="both", **kwargs):
+        super().__init__(**kwargs)
+        vocabulary = [str(t) for t in vocabulary]
+        if len(vocabulary) < 2 or vocabulary[0] != PAD or vocabulary[1] != OOV:
+            raise ValueError("ReviewTokenizer: vocabulary must start with '' (padding) and "
+                             "'[UNK]' (out of vocabulary).")
+        if len(set(vocabulary)) != len(vocabulary):
+            raise ValueError("ReviewTokenizer: the vocabulary holds duplicate tokens.")
+        if not (isinstance(sequence_length, int) and sequence_length >= 1):
+            raise ValueError(f"ReviewTokenizer: sequence_length must be a positive integer; "
+                             f"got {sequence_length!r}.")
+        if truncate not in TRUNCATE:
+            raise ValueError(f"ReviewTokenizer: truncate must be one of {TRUNCATE}; "
+                             f"got {truncate!r}.")
+        self.vocabulary = vocabulary
+        self.sequence_length = sequence_length
+        self.truncate = truncate
+        self._index = {t: i for i, t in enumerate(vocabulary) if i >= 2}
+        self._table = None
+        self.built = True
+
+    @property
+    def vocabulary_size(self):
+        return len(self.vocabulary)
+
+    def ids(self, text):
+        """Token ids of one review, before truncation."""
+        get = self._index.get
+        return [get(t, 1) for t in tokenize(text)]
+
+    def encode(self, texts):
+        """``int32 [len(texts), sequence_length]`` ids of raw reviews (str or bytes), padded
+        with 0 at the end. Pure Python: no TensorFlow needed."""
+        out = np.zeros((len(texts), self.sequence_length), np.int32)
+        for i, text in enumerate(texts):
+            seq = truncate_tokens(self.ids(to_text(text, i)), self.sequence_length, self.truncate)
+            out[i, :len(seq)] = seq
+        return out
+
+    def tf_table(self):
+        """The vocabulary as a ``tf.lookup.StaticHashTable`` (created once, tracked by the layer)."""
+        import tensorflow as tf
+
+        if self._table is None:
+            keys = tf.constant(self.vocabulary[2:], tf.string)
+            values = tf.range(2, len(self.vocabulary), dtype=tf.int64)
+            self._table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(keys, values), default_value=1)
+        return self._table
+
+    def tf_encode(self, texts):
+        """:meth:`encode` with TensorFlow string ops: ``tf.string [batch]`` -> ``int32
+        [batch, sequence_length]`` (used by the SavedModel; needs TensorFlow)."""
+        import tensorflow as tf
+
+        s = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace",
+                                         replacement_char=0xFFFD)
+        s = tf.strings.lower(s)  # ASCII only, as str.translate(_LOWER)
+        s = tf.strings.regex_replace(s, _TF_BR, " ")
+        s = tf.strings.regex_replace(s, "'", "")
+        s = tf.strings.regex_replace(s, _TF_MARKS, _TF_MARKS_REWRITE)
+        s = tf.strings.regex_replace(s, _TF_SEPARATORS, " ")
+        tokens = tf.strings.split(s)  # ragged [batch, (tokens)]; only ASCII spaces remain
+        ids = tf.ragged.map_flat_values(self.tf_table().lookup, tokens)
+        length = self.sequence_length
+        if self.truncate == "pre":
+            ids = ids[:, -length:]
+        elif self.truncate == "post":
+            ids = ids[:, :length]
+        else:
+            head = length // 2
+            ids = tf.concat([ids[:, :head], ids[:, head:][:, -(length - head):]], axis=1)
+        return tf.cast(ids.to_tensor(default_value=0, shape=[None, length]), tf.int32)
+
+    def call(self, texts):
+        if keras.backend.backend() != "tensorflow":
+            raise TypeError("ReviewTokenizer: string tensors exist only on the TensorFlow "
+                            "backend; use encode() (NumPy) on the others.")
+        return self.tf_encode(texts)
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": list(self.vocabulary),
+                "sequence_length": self.sequence_length, "truncate": self.truncate}
+
+
+@keras.saving.register_keras_serializable(package="grukit_zoo")
+class SentimentModel(keras.Model):
+    """Review sentiment on grukit recurrent layers (see the module docstring).
+
+    Call: ``int32 ids [batch, time]`` (from ``model.tokenizer.encode(texts)``; 0 =
+    padding, any ``time``) -> ``float32 [batch, 1]`` probability of a positive
+    review. On the TensorFlow backend a ``tf.string [batch]`` tensor of raw
+    reviews works too. :meth:`predict_texts` takes raw strings on every backend.
+
+    Example:
+        >>> m = SentimentModel(["", "[UNK]", "good", "bad"], 16, units=8, embedding_dim=8)
+        >>> m.predict_texts(["good", "bad"]).shape
+        (2,)
+    """
+
+    def __init__(self, vocabulary, sequence_length, truncate="both", embedding_dim=64,
+                 variant="gru", units=64, depth=1, bidirectional=True, pooling="maxmean",
+                 dropout=0.3, spatial_dropout=0.2, recurrent_dropout=0.0, ngram_buckets=0,
+                 ngram_dim=1, **kwargs):
+        super().__init__(**kwargs)
+        if pooling not in POOLING:
+            raise ValueError(f"SentimentModel: pooling must be one of {POOLING}; got {pooling!r}.")
+        self.tokenizer = ReviewTokenizer(vocabulary, sequence_length, truncate, name="tokenizer")
+        self.embedding_dim, self.variant, self.units = embedding_dim, variant, units
+        self.depth, self.bidirectional, self.pooling = depth, bool(bidirectional), pooling
+        self.dropout_rate, self.spatial_dropout_rate = float(dropout), float(spatial_dropout)
+        self.recurrent_dropout = float(recurrent_dropout)
+        self.ngram_buckets, self.ngram_dim = int(ngram_buckets), int(ngram_dim)
+        if self.ngram_buckets and (self.ngram_buckets < 2 or len(vocabulary) > 46340):
+            raise ValueError("SentimentModel: ngram_buckets must be 0 (off) or at least 2, with "
+                             "a vocabulary of at most 46,340 tokens (int32 bigram hashing).")
+        self.embedding = keras.layers.Embedding(len(vocabulary), embedding_dim, name="embedding")
+        self.ngram_embedding = (keras.layers.Embedding(self.ngram_buckets, self.ngram_dim,
+                                                       name="bigram_embedding")
+                                if self.ngram_buckets else None)
+        self.spatial_dropout = keras.layers.SpatialDropout1D(spatial_dropout)
+        self.rnns = []
+        for i in range(depth):
+            rnn = grukit.layers.GRU(units, variant=variant, return_sequences=True,
+                                    recurrent_dropout=recurrent_dropout, name=f"rnn_{i}")
+            if self.bidirectional:
+                rnn = keras.layers.Bidirectional(rnn, name=f"birnn_{i}")
+            self.rnns.append(rnn)
+        self.dropout = keras.layers.Dropout(dropout)
+        self.head = keras.layers.Dense(1, activation="sigmoid", name="head")
+
+    def build(self, input_shape=None):
+        d = self.embedding_dim
+        self.embedding.build((None, None))
+        for rnn in self.rnns:
+            rnn.build((None, None, d))
+            d = self.units * (2 if self.bidirectional else 1)
+        features = d * (2 if self.pooling == "maxmean" else 1)
+        if self.ngram_embedding is not None:
+            self.ngram_embedding.build((None, None))
+            features += self.ngram_dim
+        self.head.build((None, features))
+        self.built = True
+
+    def bigram_features(self, ids):
+        """Mean embedding of the review's hashed bigrams (fastText-style bag of bigrams):
+        bigram ``(a, b)`` of token ids -> bucket ``(a * V + b) mod (B - 1) + 1``."""
+        ids = ops.cast(ids, "int32")
+        a, b = ids[:, :-1], ids[:, 1:]
+        valid = ops.logical_and(ops.not_equal(a, 0), ops.not_equal(b, 0))
+        v = self.tokenizer.vocabulary_size
+        buckets = ops.mod(a * v + b, self.ngram_buckets - 1) + 1
+        buckets = ops.where(valid, buckets, ops.zeros_like(buckets))
+        e = self.ngram_embedding(buckets)
+        m = ops.expand_dims(ops.cast(valid, e.dtype), -1)
+        return ops.sum(e * m, axis=1) / ops.maximum(ops.sum(m, axis=1), 1.0)
+
+    def features(self, ids, training=False):
+        """Pooled recurrent features ``[batch, k]`` and the token mask ``[batch, time]``."""
+        mask = ops.not_equal(ids, 0)
+        x = self.spatial_dropout(self.embedding(ids), training=training)
+        for rnn in self.rnns:
+            x = rnn(x, mask=mask, training=training)
+        m = ops.expand_dims(ops.cast(mask, x.dtype), -1)
+        pooled = []
+        if self.pooling in ("max", "maxmean"):
+            pooled.append(ops.max(ops.where(m > 0, x, ops.full_like(x, -1e9)), axis=1))
+        if self.pooling in ("mean", "maxmean"):
+            pooled.append(ops.sum(x * m, axis=1) / ops.maximum(ops.sum(m, axis=1), 1.0))
+        h = pooled[0] if len(pooled) == 1 else ops.concatenate(pooled, axis=-1)
+        has_tokens = ops.any(mask, axis=1, keepdims=True)
+        return ops.where(has_tokens, h, ops.zeros_like(h)), has_tokens
+
+    def call(self, inputs, training=False):
+        if getattr(inputs, "dtype", None) is not None and "string" in str(inputs.dtype):
+            inputs = self.tokenizer(inputs)
+        h, has_tokens = self.features(inputs, training=training)
+        h = self.dropout(h, training=training)
+        if self.ngram_embedding is not None:
+            h = ops.concatenate([h, self.bigram_features(inputs)], axis=-1)
+        p = self.head(h)
+        return ops.where(has_tokens, p, ops.full_like(p, 0.5))  # no tokens: no evidence
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+    def predict_texts(self, texts, batch_size=128):
+        """``float32 [len(texts)]`` probabilities for raw reviews, any backend (NumPy)."""
+        return predict_ids(self, self.tokenizer.encode(texts), batch_size)
+
+    def get_config(self):
+        tok = self.tokenizer
+        return {**super().get_config(), "vocabulary": list(tok.vocabulary),
+                "sequence_length": tok.sequence_length, "truncate": tok.truncate,
+                "embedding_dim": self.embedding_dim, "variant": self.variant,
+                "units": self.units, "depth": self.depth, "bidirectional": self.bidirectional,
+                "pooling": self.pooling, "dropout": self.dropout_rate,
+                "spatial_dropout": self.spatial_dropout_rate,
+                "recurrent_dropout": self.recurrent_dropout, "ngram_buckets": self.ngram_buckets,
+                "ngram_dim": self.ngram_dim}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _bucket_length(lengths, full, bucket):
+    """Batch time length: the longest review rounded up to a multiple of ``bucket``."""
+    longest = int(lengths.max()) if len(lengths) else 1
+    return min(full, max(bucket, int(math.ceil(longest / bucket)) * bucket))
+
+
+def predict_ids(model, ids, batch_size=128, bucket=64):
+    """``float32 [n]`` probabilities for token ids ``[n, T]``, batched by length (the
+    padding is cut per batch; results in input order)."""
+    ids = np.asarray(ids, np.int32)
+    out = np.empty(len(ids), np.float32)
+    if not len(ids):
+        return out
+    lengths = (ids != 0).sum(axis=1)
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(ids), batch_size):
+        idx = order[start:start + batch_size]
+        t = _bucket_length(lengths[idx], ids.shape[1], bucket)
+        p = model.predict_on_batch(ids[idx, :t])
+        out[idx] = np.asarray(keras.ops.convert_to_numpy(p), np.float32).reshape(-1)
+    return out
+
+
+class _Batches(keras.utils.PyDataset):
+    """Token-id batches for ``fit``: shuffled, grouped by length (less padding), each
+    batch cut to its longest review rounded up to ``bucket`` steps."""
+
+    def __init__(self, ids, labels, batch_size, shuffle, seed=0, bucket=64, pool=50):
+        super().__init__()
+        self.ids, self.labels = ids, labels.astype(np.float32)
+        self.lengths = (ids != 0).sum(axis=1)
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.bucket, self.pool = bucket, pool
+        self._epoch = 0
+        self._batches = self._plan()
+
+    def _time_steps(self, idx):
+        return _bucket_length(self.lengths[idx], self.ids.shape[1], self.bucket)
+
+    def _plan(self):
+        batches = self._order()
+        # Keras (TensorFlow backend) fixes the tf.data signature from the first two batches:
+        # give them different lengths when the data has more than one, so that the time
+        # dimension is left unknown (None) rather than fixed to the first batch's.
+        if len(batches) > 2:
+            first = self._time_steps(batches[0])
+            if self._time_steps(batches[1]) == first:
+                for j in range(2, len(batches)):
+                    if self._time_steps(batches[j]) != first:
+                        batches[1], batches[j] = batches[j], batches[1]
+                        break
+        return batches
+
+    def _order(self):
+        n, bs = len(self.ids), self.batch_size
+        if not self.shuffle:
+            order = np.argsort(self.lengths, kind="stable")
+            return [order[i:i + bs] for i in range(0, n, bs)]
+        rng = np.random.default_rng([self.seed, self._epoch])
+        order = rng.permutation(n)
+        chunk = bs * self.pool  # sort by length inside chunks: batches of similar lengths
+        parts = []
+        for i in range(0, n, chunk):
+            part = order[i:i + chunk]
+            parts.append(part[np.argsort(self.lengths[part], kind="stable")])
+        order = np.concatenate(parts)
+        batches = [order[i:i + bs] for i in range(0, n, bs)]
+        return [batches[j] for j in rng.permutation(len(batches))]
+
+    def __len__(self):
+        return len(self._batches)
+
+    def __getitem__(self, index):
+        idx = self._batches[index]
+        return self.ids[idx, :self._time_steps(idx)], self.labels[idx]
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._epoch += 1
+            self._batches = self._plan()
+
+
+class ImdbData:
+    """The IMDB reviews, loaded per split on demand and cached, with the token counts,
+    vocabularies and encodings that trials share (see :class:`ImdbSentiment`).
+
+    Attributes:
+        source: the archive/folder the reviews came from (``None`` for tfds).
+    """
+
+    SPLITS = {"train": "train", "validation": "validation", "test": "test"}
+
+    def __init__(self, data_dir=None, path=None, limit=None):
+        self.data_dir, self.path, self.limit = data_dir, path, limit
+        self._texts, self._counts, self._vocab, self._encoded = {}, {}, {}, {}
+        self.source = _imdb_source(data_dir, path)
+
+    def texts(self, split, limit=0):
+        """``(texts, labels)`` of ``split``, ``limit`` (0: all) balanced reviews."""
+        from grukit.datasets import load_imdb
+
+        if split not in self.SPLITS:
+            raise ValueError(f"imdb-sentiment: unknown split {split!r}; expected train, "
+                             f"validation or test.")
+        caps = [c for c in (limit or None, self.limit) if c]
+        cap = min(caps) if caps else None
+        key = (split, cap)
+        if key not in self._texts:
+            self._texts[key] = load_imdb(split, data_dir=self.data_dir, path=self.path,
+                                         limit=cap)
+        return self._texts[key]
+
+    def counts(self, limit=0):
+        """Token counts over the training reviews (``limit`` of them)."""
+        if limit not in self._counts:
+            from collections import Counter
+
+            counts = Counter()
+            for text in self.texts("train", limit)[0]:
+                counts.update(tokenize(text))
+            self._counts[limit] = counts
+        return self._counts[limit]
+
+    def vocabulary(self, hparams):
+        key = (hparams["vocab_size"], hparams.get("train_limit", 0))
+        if key not in self._vocab:
+            self._vocab[key] = build_vocabulary(self.counts(key[1]), key[0])
+        return self._vocab[key]
+
+    def encoded(self, split, hparams):
+        """``(ids int32 [n, sequence_length], labels)`` of ``split`` for ``hparams``."""
+        limit = hparams.get({"train": "train_limit", "validation": "val_limit",
+                             "test": "test_limit"}[split], 0)
+        vocab = self.vocabulary(hparams)
+        key = (split, limit, hparams["vocab_size"], hparams.get("train_limit", 0),
+               hparams["sequence_length"], hparams["truncate"])
+        if key not in self._encoded:
+            texts, labels = self.texts(split, limit)
+            tok = ReviewTokenizer(vocab, hparams["sequence_length"], hparams["truncate"])
+            self._encoded[key] = (tok.encode(texts), np.asarray(labels, np.int64))
+        return self._encoded[key]
+
+
+def _imdb_source(data_dir, path):
+    """The archive or folder :func:`grukit.datasets.load_imdb` will read, if local."""
+    if path is not None:
+        return Path(path)
+    roots = [r for r in (data_dir, os.environ.get("GRUKIT_DATA_DIR")) if r]
+    for root in roots:
+        for rel in ("imdb/aclImdb_v1.tar.gz", "imdb/aclImdb", "aclImdb_v1.tar.gz", "aclImdb"):
+            candidate = Path(root).expanduser() / rel
+            if candidate.exists():
+                return candidate
+    return None
+
+
+class ImdbSentiment(ZooModel):
+    """The ``imdb-sentiment`` recipe: raw review -> probability of a positive review.
+
+    Data: :func:`grukit.datasets.load_imdb` (``train`` 20,000 / ``validation``
+    5,000 carved from the training reviews, ``test`` 25,000, final figure only).
+    Hyperparameters: ``zoo/imdb_sentiment/hparams.json``. ``train_limit``,
+    ``val_limit`` and ``test_limit`` (0 = all) subset the splits (quick runs).
+
+    Example:
+        >>> imdb = grukit.zoo.get("imdb-sentiment")
+        >>> data = imdb.load_data(data_dir="/work/shared/data")
+        >>> result = imdb.train(imdb.hparams(quick=True), data, "runs/imdb", quick=True)
+        >>> imdb.predict(result.model, ["a dull, joyless film"])
+    """
+
+    name = "imdb-sentiment"
+    description = "IMDB review sentiment: raw text -> tokenizer -> (Bi)GRU-family layers -> P(positive)"
+    objective = "val_accuracy"
+    direction = "max"
+
+    # ------------------------------------------------------------- data
+    def load_data(self, data_dir=None, path=None, limit=None, **options):
+        """:class:`ImdbData`: reviews from ``path`` (``aclImdb_v1.tar.gz`` or ``aclImdb/``) or
+        ``data_dir`` / ``$GRUKIT_DATA_DIR`` / tensorflow-datasets. ``limit`` caps every split
+        (tests). Reviews are read when first needed."""
+        if options:
+            raise TypeError(f"imdb-sentiment: unknown data options {sorted(options)}; "
+                            f"expected path, limit.")
+        data = ImdbData(data_dir=data_dir, path=path, limit=limit)
+        data.texts("validation", 1)  # fail early (FileNotFoundError) when there are no reviews
+        return data
+
+    def data_files(self, data):
+        return [data.source] if data.source is not None and data.source.is_file() else []
+
+    def preprocessing(self, data, hparams):
+        return {"tokenizer": TOKENIZER, "vocabulary_asset": "vocabulary.txt",
+                "vocabulary_size": len(data.vocabulary(hparams)),
+                "sequence_length": hparams["sequence_length"], "truncate": hparams["truncate"],
+                "rules": "UTF-8 (invalid bytes -> U+FFFD); ASCII lowercase; remove '<br />' "
+                         "and apostrophes; '!' and '?' are tokens; other ASCII non-alphanumerics "
+                         "separate tokens; non-ASCII characters are word characters; ids: 0 "
+                         "padding, 1 out of vocabulary, vocabulary.txt line i = id i",
+                "splits": {s: len(data.encoded(s, hparams)[1])
+                           for s in ("train", "validation", "test")}}
+
+    def assets(self, data, hparams):
+        return {"vocabulary.txt": "\n".join(data.vocabulary(hparams)) + "\n"}
+
+    def dataset(self, data, hparams, split, training=False):
+        ids, labels = data.encoded(split, hparams)
+        return _Batches(ids, labels, hparams["batch_size"], shuffle=training,
+                        seed=hparams.get("seed", 0))
+
+    # ------------------------------------------------------ hyperparameters
+    def search_space(self, hp, hparams, quick=False):
+        """Variant, units, depth, bidirectionality, pooling, dropout, vocabulary size,
+        sequence length and learning rate."""
+        if quick:
+            return {
+                "variant": hp.Choice("variant", ["gru", "mgu2", "mingru"]),
+                "units": hp.Choice("units", [8, 16]),
+                "depth": hp.Choice("depth", [1]),
+                "bidirectional": hp.Boolean("bidirectional"),
+                "pooling": hp.Choice("pooling", list(POOLING)),
+                "dropout": hp.Float("dropout", 0.1, 0.5, step=0.2),
+                "vocab_size": hp.Choice("vocab_size", [1000, 2000]),
+                "sequence_length": hp.Choice("sequence_length", [64, 128]),
+                "learning_rate": hp.Float("learning_rate", 2e-3, 8e-3, sampling="log"),
+            }
+        return {
+            "variant": hp.Choice("variant", SEARCH_VARIANTS),
+            "units": hp.Choice("units", [32, 64, 96]),
+            "depth": hp.Choice("depth", [1, 2]),
+            "bidirectional": hp.Boolean("bidirectional", default=True),
+            "pooling": hp.Choice("pooling", list(POOLING)),
+            "dropout": hp.Float("dropout", 0.1, 0.5, step=0.1),
+            "vocab_size": hp.Choice("vocab_size", [8000, 12000, 16000]),
+            "sequence_length": hp.Choice("sequence_length", [256, 400, 512]),
+            "learning_rate": hp.Float("learning_rate", 1e-3, 4e-3, sampling="log"),
+        }
+
+    def validate_hparams(self, hparams):
+        super().validate_hparams(hparams)
+        for key in ("depth", "embedding_dim", "vocab_size", "sequence_length", "ngram_dim"):
+            value = hparams.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"imdb-sentiment: {key} must be a positive integer; "
+                                 f"got {value!r}.")
+        if hparams["vocab_size"] < 3:
+            raise ValueError(f"imdb-sentiment: vocab_size must be at least 3; "
+                             f"got {hparams['vocab_size']}.")
+        for key in ("train_limit", "val_limit", "test_limit", "ngram_buckets"):
+            value = hparams.get(key, 0)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"imdb-sentiment: {key} must be a non-negative integer "
+                                 f"(0 = every review); got {value!r}.")
+        if hparams["truncate"] not in TRUNCATE:
+            raise ValueError(f"imdb-sentiment: truncate must be one of {TRUNCATE}; "
+                             f"got {hparams['truncate']!r}.")
+        if hparams["pooling"] not in POOLING:
+            raise ValueError(f"imdb-sentiment: pooling must be one of {POOLING}; "
+                             f"got {hparams['pooling']!r}.")
+        if not isinstance(hparams["bidirectional"], bool):
+            raise ValueError(f"imdb-sentiment: bidirectional must be true or false; "
+                             f"got {hparams['bidirectional']!r}.")
+        for key in ("dropout", "spatial_dropout", "recurrent_dropout"):
+            value = hparams.get(key, 0.0)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and 0 <= value < 1):
+                raise ValueError(f"imdb-sentiment: {key} must be in [0, 1); got {value!r}.")
+
+    # ------------------------------------------------------------ model
+    def build(self, hparams, data):
+        model = SentimentModel(
+            data.vocabulary(hparams), hparams["sequence_length"], hparams["truncate"],
+            embedding_dim=hparams["embedding_dim"], variant=hparams["variant"],
+            units=hparams["units"], depth=hparams["depth"],
+            bidirectional=hparams["bidirectional"], pooling=hparams["pooling"],
+            dropout=hparams["dropout"], spatial_dropout=hparams["spatial_dropout"],
+            recurrent_dropout=hparams.get("recurrent_dropout", 0.0),
+            ngram_buckets=hparams.get("ngram_buckets", 0), ngram_dim=hparams.get("ngram_dim", 1),
+            name="imdb_sentiment")
+        model.build((None, hparams["sequence_length"]))
+        optimizer = keras.optimizers.Adam(hparams["learning_rate"],
+                                          clipnorm=hparams.get("clipnorm") or None)
+        model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
+        return model
+
+    def evaluate(self, model, data, hparams, split="test"):
+        """Accuracy and log loss over every review of ``split`` (``examples`` counts them)."""
+        ids, labels = data.encoded(split, hparams)
+        p = predict_ids(model, ids, batch_size=max(hparams["batch_size"], 256))
+        if len(p) != len(labels):
+            raise RuntimeError("imdb-sentiment: not every review was evaluated.")
+        eps = 1e-7
+        q = np.clip(p.astype(np.float64), eps, 1 - eps)
+        loss = -np.mean(labels * np.log(q) + (1 - labels) * np.log(1 - q))
+        return {"accuracy": float(np.mean((p > 0.5) == (labels == 1))), "loss": float(loss),
+                "examples": int(len(labels))}
+
+    # ---------------------------------------------------------- serving
+    def serving(self, model, preset):
+        """``serve(texts tf.string [batch]) -> float32 [batch]`` P(positive); tokenisation
+        inside (TensorFlow string ops), same results as :meth:`predict`."""
+        import tensorflow as tf
+
+        tokenizer = model.tokenizer
+        tokenizer.tf_table()  # created before the archive tracks the model
+
+        def serve(texts):
+            ids = tokenizer.tf_encode(texts)
+            return tf.reshape(model(ids, training=False), [-1])
+
+        return serve, [keras.InputSpec(shape=(None,), dtype="string")]
+
+    def serving_sample(self, preset):
+        return np.array([
+            b"One of the best films I have seen this year. Wonderful acting!",
+            b"An overlong, joyless film.<br /><br />I wanted my two hours back...",
+            "Am\u00e9lie-like charm, but the plot? Don't bother.".encode(),
+            b"great \xff\xfe broken bytes, terrible ending",
+            b"",
+            b"   \t\n ",
+        ])
+
+    def predict(self, model, inputs, preset=None, batch_size=128):
+        """P(positive review) for raw reviews.
+
+        Args:
+            model: a loaded preset (``grukit.zoo.load("imdb-sentiment")``) or a trained
+                :class:`SentimentModel`.
+            inputs: one review (``str`` or UTF-8 ``bytes``) or a sequence / NumPy array
+                of them. Invalid UTF-8 bytes are replaced by U+FFFD; any length is
+                accepted (the model reads ``sequence_length`` tokens, see ``truncate``).
+            preset: unused (the tokenizer is part of the model).
+
+        Returns:
+            A ``float`` for one review, else ``float32 [n]``. A review with no tokens
+            (empty, whitespace or punctuation only) gets 0.5.
+
+        Raises:
+            ValueError: a value that is not a string (naming its position and type),
+                or a nested/multi-dimensional array.
+
+        Example:
+            >>> imdb.predict(model, "an overlong, joyless film")
+            6.718587e-09
+        """
+        if not isinstance(model, SentimentModel):
+            raise ValueError(f"imdb-sentiment: predict needs the imdb-sentiment model "
+                             f"(grukit.zoo.load('imdb-sentiment')); got {type(model).__name__}.")
+        single = isinstance(inputs, (str, bytes, bytearray, np.str_, np.bytes_))
+        if single:
+            texts = [to_text(inputs)]
+        else:
+            if isinstance(inputs, (dict, set, frozenset)):
+                raise ValueError(f"imdb-sentiment: expected a review (str) or a sequence of "
+                                 f"reviews; got a {type(inputs).__name__} (unordered).")
+            if isinstance(inputs, np.ndarray) and inputs.ndim != 1:
+                raise ValueError(f"imdb-sentiment: expected one review or a 1-D batch of "
+                                 f"reviews; got an array of shape {inputs.shape}.")
+            try:
+                items = list(inputs)
+            except TypeError:
+                raise ValueError(f"imdb-sentiment: expected a review (str) or a sequence of "
+                                 f"reviews; got {type(inputs).__name__} {inputs!r:.60}.") from None
+            texts = [to_text(t, i) for i, t in enumerate(items)]
+        p = model.predict_texts(texts, batch_size=batch_size)
+        return float(p[0]) if single else p
+
+    # -------------------------------------------------------------- CLI
+    def add_arguments(self, parser, command):
+        if command in ("train", "tune", "evaluate", "predict"):
+            parser.add_argument("--data", metavar="PATH",
+                                help="aclImdb_v1.tar.gz or an extracted aclImdb/ folder "
+                                     "(default: imdb/ under --data-dir / $GRUKIT_DATA_DIR)")
+        if command == "predict":
+            parser.add_argument("texts", nargs="*", metavar="REVIEW",
+                                help="review text(s) to score")
+            parser.add_argument("--file", metavar="FILE",
+                                help="score each non-empty line of FILE ('-': standard input)")
+            parser.add_argument("--index", type=int, metavar="I",
+                                help="score test review I of the data set (and show its label)")
+            parser.add_argument("--gates", metavar="PNG",
+                                help="also plot the update-gate activity over the tokens of "
+                                     "the (first) review into PNG")
+
+    def options_from_args(self, args, command):
+        return ({"path": args.data} if getattr(args, "data", None) else {}), {}
+
+    def run_predict(self, model, args, load_data):
+        texts, labels = list(args.texts), None
+        if args.file:
+            if args.file == "-":
+                raw = sys.stdin.buffer.read()
+            else:
+                with open(args.file, "rb") as f:
+                    raw = f.read()
+            texts += [line for line in raw.decode("utf-8", errors="replace").splitlines()
+                      if line.strip()]
+        if args.index is not None:
+            data = load_data()
+            test, y = data.texts("test")
+            if not 0 <= args.index < len(test):
+                raise ValueError(f"--index must be in [0, {len(test) - 1}]; got {args.index}.")
+            texts.append(test[args.index])
+            labels = {len(texts) - 1: int(y[args.index])}
+        if not texts:
+            raise ValueError("nothing to score: give review text(s), --file FILE or --index I "
+                             "(e.g. grukit zoo predict imdb-sentiment \"an overlong, joyless "
+                             "film\").")
+        probs = self.predict(model, texts)
+        for i, (text, p) in enumerate(zip(texts, probs)):
+            note = "" if model.tokenizer.ids(text) else "  (no tokens: no evidence)"
+            shown = " ".join(text.split())
+            shown = shown if len(shown) <= 70 else shown[:67] + "..."
+            truth = ""
+            if labels and i in labels:
+                truth = f"  [label: {'positive' if labels[i] else 'negative'}]"
+            verdict = "positive" if p > 0.5 else "negative" if p < 0.5 else "undecided"
+            print(f"{p:.4f}  {verdict}  {shown}{note}{truth}")
+        if args.gates:
+            path = plot_gates(model, texts[0], args.gates)
+            print(f"update-gate plot written to {path}", file=sys.stderr)
+        return 0
+
+
+# ------------------------------------------------------------------ gate inspection
+def gate_profile(model, text):
+    """Update-gate activity of the first recurrent layer over the tokens of ``text``.
+
+    Returns ``(tokens, {direction: z [tokens, units]})``: ``z`` is the update gate
+    (the fraction of the previous state kept, :func:`grukit.gate_activations`); a
+    token with low ``z`` overwrote the memory. Tokens are the ones the model reads
+    (after truncation); out-of-vocabulary tokens are shown as ``[token]``.
+    """
+    tok = model.tokenizer
+    words = truncate_tokens(tokenize(text), tok.sequence_length, tok.truncate)
+    ids = tok.encode([text])
+    n = len(words)
+    if n == 0:
+        raise ValueError("imdb-sentiment: the review has no tokens; nothing to plot.")
+    shown = [w if tok._index.get(w) else f"[{w}]" for w in words]
+    x = keras.ops.convert_to_numpy(model.embedding(ids[:, :n]))
+    layer = model.rnns[0]
+    directions = ({"forward": layer.forward_layer, "backward": layer.backward_layer}
+                  if model.bidirectional else {"forward": layer})
+    out = {}
+    for name, rnn in directions.items():
+        gates = grukit.gate_activations(rnn, x)
+        out[name] = np.asarray(gates["z"][0])
+    return shown, out
+
+
+def plot_gates(model, text, path, max_tokens=120):
+    """Plot :func:`gate_profile` of ``text`` into ``path`` (PNG): for each direction, the
+    mean update gate per token (high: memory kept, low: overwritten) and the units'
+    gates as a heat map, with the model's probability in the title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    words, gates = gate_profile(model, text)
+    words = words[:max_tokens]
+    prob = float(model.predict_texts([text])[0])
+    rows = len(gates)
+    width = max(8.0, 0.17 * len(words) + 2)
+    fig, axes = plt.subplots(2 * rows, 1, figsize=(width, 3.2 * rows + 1.2),
+                             gridspec_kw={"height_ratios": [1, 1.6] * rows})
+    x = np.arange(len(words))
+    for r, (name, z) in enumerate(gates.items()):
+        z = z[:len(words)]
+        ax = axes[2 * r]
+        mean = z.mean(axis=1)
+        ax.bar(x, 1 - mean, color=plt.cm.viridis(1 - mean))
+        ax.set_xlim(-0.5, len(words) - 0.5)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("1 - mean z")
+        ax.set_title(f"{name} direction: how much each token overwrote the memory "
+                     f"(1 - update gate, mean over {z.shape[1]} units)", fontsize=9)
+        ax.set_xticks(x)
+        ax.set_xticklabels(words, rotation=90, fontsize=7)
+        ax = axes[2 * r + 1]
+        ax.imshow(z.T, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_ylabel("unit")
+        ax.set_title(f"{name} update gate z per unit (yellow: keep, dark: overwrite)",
+                     fontsize=9)
+        ax.set_xticks(x)
+        ax.set_xticklabels(words, rotation=90, fontsize=7)
+    fig.suptitle(f"imdb-sentiment ({model.variant}, {model.units} units"
+                 f"{', bidirectional' if model.bidirectional else ''}): P(positive) = {prob:.3f}",
+                 fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -171,6 +171,7 @@ class ZooModel:
         :meth:`build`, :meth:`dataset`, :meth:`evaluate`,
         :meth:`preprocessing`, :meth:`assets`, :meth:`validate_hparams`,
         :meth:`serving`, :meth:`serving_sample`, :meth:`predict`,
+        :meth:`export_endpoints`, :meth:`export_extras`, :meth:`verify_export`,
         :meth:`add_arguments`, :meth:`options_from_args`, :meth:`run_predict`.
 
     Example:
@@ -770,35 +771,25 @@ class ZooModel:
                 raise RuntimeError(f"export of {self.name} under TensorFlow failed "
                                    f"(exit {proc.returncode}){detail}")
             return out
-        import numpy as np
 
         model = self.load(preset_path)
         preset_info = model.zoo_preset
         tmp = _presets.temp_sibling(out, "export")
         try:
-            fn, signature = self.serving(model, preset_info)
+            # Endpoints first: a recipe's serving() may attach resources (IMDB's
+            # lookup table) to the model, which track() must then see.
+            endpoints = self.export_endpoints(model, preset_info)
             archive = keras.export.ExportArchive()
             archive.track(model)
-            archive.add_endpoint(name="serve", fn=fn, input_signature=list(signature))
+            for name, fn, signature in endpoints:
+                archive.add_endpoint(name=name, fn=fn, input_signature=list(signature))
             archive.write_out(str(tmp), verbose=False)
             (tmp / "assets.extra").mkdir(exist_ok=True)
             shutil.copyfile(preset_path / _presets.METADATA_FILE,
                             tmp / "assets.extra" / "metadata.json")
+            self.export_extras(model, tmp / "assets.extra")
             if verify:
-                sample = self.serving_sample(preset_info)
-                expected = np.asarray(self.predict(model, sample, preset=preset_info))
-                served = verify_saved_model(tmp, sample)
-                tol = 1e-4 * max(1.0, float(np.abs(expected).max()))
-                if served.shape != expected.shape or not np.allclose(served, expected, rtol=1e-4,
-                                                                     atol=tol):
-                    err = (np.abs(served - expected).max() if served.shape == expected.shape
-                           else f"shape {served.shape} vs {expected.shape}")
-                    raise RuntimeError(f"exported SavedModel disagrees with the Keras model "
-                                       f"on the sample batch (max difference {err}).")
-                if verbose:
-                    print(f"verified: SavedModel loaded without grukit matches the Keras model "
-                          f"on a batch {tuple(sample.shape)} (max |diff| "
-                          f"{float(np.abs(served - expected).max()):.2e})", flush=True)
+                self.verify_export(model, tmp, verbose=verbose)
             _presets.replace_dir(tmp, out, _is_saved_model)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -806,6 +797,45 @@ class ZooModel:
         if verbose:
             print(f"SavedModel written to {out}")
         return out
+
+    def export_endpoints(self, model, preset):
+        """The SavedModel's signatures: a list of ``(name, tf_function, input_signature)``.
+
+        The default is one ``serve`` endpoint from :meth:`serving`. A recipe that
+        serves several functions (the char LM's ``generate`` and ``step``)
+        overrides this; :meth:`export` stays the one atomic, verified writer.
+        """
+        fn, signature = self.serving(model, preset)
+        return [("serve", fn, signature)]
+
+    def export_extras(self, model, extra_dir):
+        """Write extra files into the export's ``assets.extra/`` (default: nothing)."""
+
+    def verify_export(self, model, path, verbose=True):
+        """Check the SavedModel at ``path`` in a fresh process against the Keras model.
+
+        The default loads it with ``tf.saved_model.load`` in a Python process
+        that does not import grukit, runs ``serve`` on :meth:`serving_sample`
+        and compares with :meth:`predict` (rtol 1e-4). Raises ``RuntimeError``
+        on disagreement; :meth:`export` then removes the partial export.
+        """
+        import numpy as np
+
+        preset_info = model.zoo_preset
+        sample = self.serving_sample(preset_info)
+        expected = np.asarray(self.predict(model, sample, preset=preset_info))
+        served = verify_saved_model(path, sample)
+        tol = 1e-4 * max(1.0, float(np.abs(expected).max()))
+        if served.shape != expected.shape or not np.allclose(served, expected, rtol=1e-4,
+                                                             atol=tol):
+            err = (np.abs(served - expected).max() if served.shape == expected.shape
+                   else f"shape {served.shape} vs {expected.shape}")
+            raise RuntimeError(f"exported SavedModel disagrees with the Keras model "
+                               f"on the sample batch (max difference {err}).")
+        if verbose:
+            print(f"verified: SavedModel loaded without grukit matches the Keras model "
+                  f"on a batch {tuple(sample.shape)} (max |diff| "
+                  f"{float(np.abs(served - expected).max()):.2e})", flush=True)
 
 
 # ====================================================================== helpers

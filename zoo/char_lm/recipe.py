@@ -57,8 +57,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shlex
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -73,7 +71,6 @@ from keras import ops
 import grukit
 from grukit.variants import get_variant
 from grukit.zoo import ZooModel
-from grukit.zoo import presets as _presets
 
 MAX_LENGTH = 100_000            # the most characters one call generates
 UNKNOWN = ("error", "skip")     # policies for prompt characters outside the vocabulary
@@ -701,10 +698,9 @@ class CharLanguageModel(ZooModel):
         return [generate(model, p, length, temperature, top_k, seed, unknown) for p in prompts]
 
     # ----------------------------------------------------------- export
-    def export(self, out, preset=None, verify=True, verbose=True):
-        """Export a preset as a TensorFlow SavedModel that generates without grukit, atomically.
-
-        Signatures (``tf.saved_model.load(out)``):
+    def export_endpoints(self, model, preset):
+        """Two signatures (``tf.saved_model.load(out)``), written and verified by the
+        shared :meth:`ZooModel.export`:
 
         * ``generate(prompt, length, temperature, top_k, seed) -> text`` (all scalars:
           ``tf.string``, ``int32``, ``float32``, ``int32``, ``int64``); the same
@@ -715,63 +711,24 @@ class CharLanguageModel(ZooModel):
         * ``step(ids int32 [batch], state float32 [batch, depth*units]) ->
           {"logits": [batch, V], "state": [batch, depth*units]}``: one character;
           start from zeros (see the model card for the loop).
-
-        ``assets.extra/`` holds ``metadata.json`` and ``vocabulary.json``. Verified
-        like the shared export (:meth:`ZooModel.export`): written to a temporary
-        sibling, loaded in a fresh process that does not import grukit, every
-        :meth:`serving_sample` request compared with :meth:`predict` (same text) and
-        ``step`` with :meth:`CharLM.step`, then renamed into place.
         """
-        out = Path(out)
-        preset_path = self.resolve_preset(preset)
-        _presets.check_replaceable(out, _is_saved_model)
-        if keras.backend.backend() != "tensorflow":
-            cmd = [sys.executable, "-m", "grukit", "zoo", "export", self.name,
-                   "--preset", str(preset_path), "--out", str(out)]
-            if not verify:
-                cmd.append("--no-verify")
-            env = dict(os.environ, KERAS_BACKEND="tensorflow")
-            if verbose:
-                print(f"export runs under the TensorFlow backend: {shlex.join(cmd)}", flush=True)
-            proc = subprocess.run(cmd, env=env, capture_output=not verbose, text=True)
-            if proc.returncode != 0:
-                detail = "" if verbose else f":\n{proc.stdout[-2000:]}{proc.stderr[-4000:]}"
-                raise RuntimeError(f"export of {self.name} under TensorFlow failed "
-                                   f"(exit {proc.returncode}){detail}")
-            return out
         import tensorflow as tf
 
-        model = self.load(preset_path)
-        preset_info = model.zoo_preset
-        tmp = _presets.temp_sibling(out, "export")
-        try:
-            fn, signature = self.serving(model, preset_info)
-            archive = keras.export.ExportArchive()
-            archive.track(model)
-            archive.add_endpoint(name="generate", fn=fn, input_signature=signature)
-            archive.add_endpoint(
-                name="step", fn=_tf_step(model),
-                input_signature=[tf.TensorSpec([None], tf.int32, name="ids"),
-                                 tf.TensorSpec([None, model.state_size], tf.float32,
-                                               name="state")])
-            archive.write_out(str(tmp), verbose=False)
-            extra = tmp / "assets.extra"
-            extra.mkdir(exist_ok=True)
-            shutil.copyfile(preset_path / _presets.METADATA_FILE, extra / "metadata.json")
-            (extra / "vocabulary.json").write_text(json.dumps(
-                {"vocabulary": model.vocabulary, "state_size": model.state_size,
-                 "start": START, "ids": "id i is vocabulary[i]"}) + "\n")
-            if verify:
-                self._verify_export(model, tmp, verbose)
-            _presets.replace_dir(tmp, out, _is_saved_model)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if verbose:
-            print(f"SavedModel written to {out}")
-        return out
+        fn, signature = self.serving(model, preset)
+        step_signature = [tf.TensorSpec([None], tf.int32, name="ids"),
+                          tf.TensorSpec([None, model.state_size], tf.float32, name="state")]
+        return [("generate", fn, signature), ("step", _tf_step(model), step_signature)]
 
-    def _verify_export(self, model, path, verbose):
+    def export_extras(self, model, extra_dir):
+        """``assets.extra/vocabulary.json``: the vocabulary and state size a loop needs."""
+        (extra_dir / "vocabulary.json").write_text(json.dumps(
+            {"vocabulary": model.vocabulary, "state_size": model.state_size,
+             "start": START, "ids": "id i is vocabulary[i]"}) + "\n")
+
+    def verify_export(self, model, path, verbose=True):
+        """Every :meth:`serving_sample` request through ``generate`` in a fresh process
+        without grukit must give :meth:`predict`'s text exactly, and ``step`` must match
+        :meth:`CharLM.step` (1e-4)."""
         requests = self.serving_sample(model.zoo_preset)
         expected = [generate(model, p, n, t, k, s, unknown="skip") for p, n, t, k, s in requests]
         rng = np.random.default_rng(0)
@@ -958,10 +915,6 @@ def _tf_generate(model):
         return tf.strings.unicode_encode(chars, "UTF-8")
 
     return fn
-
-
-def _is_saved_model(path):
-    return (Path(path) / "saved_model.pb").is_file()
 
 
 _VERIFY = textwrap.dedent("""

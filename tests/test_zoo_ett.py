@@ -20,6 +20,7 @@ from grukit.__main__ import main
 from conftest import BACKEND, DATA_DIR, to_np
 
 ETT_CSV = os.path.join(DATA_DIR, "ett", "ETTh1.csv")
+HORIZONS = (96, 192, 336, 720)  # one committed preset each: preset/ (96), preset_h<H>/
 needs_data = pytest.mark.skipif(not os.path.isfile(ETT_CSV),
                                 reason=f"ETTh1 not found at {ETT_CSV} (set GRUKIT_DATA_DIR)")
 
@@ -161,6 +162,96 @@ def test_committed_preset_predicts_and_names_bad_windows(ett, committed):
     bare = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(committed))
     with pytest.raises(ValueError, match="needs the preset's standardisation"):
         ett.predict(bare, window)
+
+
+# -------------------------------------------------------- per-horizon presets
+@pytest.fixture(scope="module")
+def by_horizon(ett):
+    return {h: ett.load(horizon=h) for h in HORIZONS}
+
+
+def test_a_committed_preset_per_horizon(ett, by_horizon):
+    assert ett.committed_horizons() == list(HORIZONS)
+    assert zoo.load("ett-forecasting").horizon == 96  # preset/ is the default
+    card = (ett.preset_dir().parent / "README.md").read_text()
+    for h, model in by_horizon.items():
+        meta = model.zoo_preset.metadata
+        assert model.horizon == meta["hparams"]["horizon"] == h
+        assert meta["preprocessing"]["lookback"] == model.lookback
+        assert meta["metrics"]["test"]["windows"] == 2881 - h  # every test window
+        assert meta["training"]["command"].startswith("grukit ")
+        size = sum(p.stat().st_size for p in model.zoo_preset.path.iterdir())
+        assert size < 1_000_000, f"the h{h} preset should stay small, it is {size} bytes"
+        for key in ("mse", "mae"):
+            assert f"{meta['metrics']['test'][key]:.3f}" in card, f"card quotes h{h} {key}"
+    with pytest.raises(ValueError, match="no committed preset for horizon 48; committed "
+                                         "horizons: 96, 192, 336, 720"):
+        ett.load(horizon=48)
+    with pytest.raises(ValueError, match="forecasts 96 steps, not --horizon 192"):
+        ett.load(ett.preset_dir(), horizon=192)
+
+
+@needs_data
+def test_cli_evaluate_horizon_reproduces_the_preset(by_horizon, capsys, monkeypatch):
+    """`grukit zoo evaluate --horizon H` reproduces the card's numbers; one horizon per backend
+    pass (each evaluation takes tens of seconds on a CPU), so the three passes cover all three."""
+    horizon = {"tensorflow": 192, "jax": 336, "torch": 720}[BACKEND]
+    monkeypatch.setenv("GRUKIT_DATA_DIR", DATA_DIR)
+    assert main(["zoo", "evaluate", "ett-forecasting", "--horizon", str(horizon)]) == 0
+    out = capsys.readouterr().out
+    for key in ("mse", "mae", "windows"):
+        line = next(line for line in out.splitlines() if line.split()[:1] == [key])
+        measured, recorded = map(float, line.split()[1:3])
+        assert measured == pytest.approx(recorded, rel=2e-4), key
+    assert recorded == by_horizon[horizon].zoo_preset.metadata["metrics"]["test"]["windows"]
+
+
+def test_cli_horizon_errors(ett, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["zoo", "evaluate", "ett-forecasting", "--horizon", "48"])
+    assert e.value.code == 2
+    assert "no committed preset for horizon 48" in capsys.readouterr().err
+    preset = str(ett.preset_dir())
+    with pytest.raises(SystemExit):
+        main(["zoo", "export", "ett-forecasting", "--preset", preset, "--horizon", "192"])
+    assert "forecasts 96 steps, not --horizon 192" in capsys.readouterr().err
+    assert main(["zoo", "predict", "ett-forecasting", "--horizon", "192", "--preset", preset,
+                 "--index", "0"]) == 2
+    assert "forecasts 96 steps, not --horizon 192" in capsys.readouterr().err
+
+
+def test_horizon_preset_predicts_and_names_bad_windows(ett, by_horizon):
+    model = by_horizon[720]
+    window = ett.serving_sample(model.zoo_preset)[0]
+    assert ett.predict(model, window).shape == (720, 7)
+    bad = window.copy()
+    bad[10, 0] = np.inf
+    for inputs, match in [(bad, "row 10, column HUFL"), (window[1:], "got 719 rows"),
+                          (np.concatenate([window, window[:, :1]], axis=1), "got 8")]:
+        with pytest.raises(ValueError, match=match):
+            ett.predict(model, inputs)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="runs once, in the TF pass")
+def test_saved_model_serves_raw_windows_and_rejects_bad_ones(ett, by_horizon, tmp_path):
+    import tensorflow as tf
+
+    model = by_horizon[192]
+    out = ett.export(tmp_path / "ett192", preset=model.zoo_preset.path, verify=False,
+                     verbose=False)
+    served = tf.saved_model.load(str(out))
+    windows = ett.serving_sample(model.zoo_preset)                   # [3, 720, 7], CSV units
+    y = served.serve(tf.constant(windows)).numpy()
+    assert y.shape == (3, 192, 7)
+    np.testing.assert_allclose(y, ett.predict(model, windows), rtol=1e-4, atol=1e-3)
+    for value in (np.nan, np.inf):
+        bad = windows.copy()
+        bad[1, 5, 6] = value
+        with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or infinite values"):
+            served.serve(tf.constant(bad))
+    for bad, shape in [(windows[:, 1:], r"\(3, 719, 7\)"), (windows[:, :, :6], r"\(3, 720, 6\)")]:
+        with pytest.raises(TypeError, match=shape + r".*\(None, 720, 7\)"):
+            served.serve(tf.constant(bad))
 
 
 # ---------------------------------------------------------------- CSV, CLI

@@ -33,9 +33,11 @@ Example::
 
 from __future__ import annotations
 
+import argparse
 import csv
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -48,6 +50,7 @@ from grukit.zoo import ZooModel
 NORMS = ("last", "mean", "revin")
 LOSSES = ("mse", "mae")
 STANDARD_HORIZONS = (96, 192, 336, 720)
+DEFAULT_HORIZON = 96  # the horizon of preset/ (grukit.zoo.load's default)
 
 
 @keras.saving.register_keras_serializable(package="grukit_zoo")
@@ -246,16 +249,24 @@ class EttForecasting(ZooModel):
 
     # ------------------------------------------------------ hyperparameters
     def search_space(self, hp, hparams, quick=False):
-        """Variant, units, segment length, dropout, learning rate and lookback."""
-        variants = ["gru", "gru2", "mgu", "mgu2", "ligru", "mingru"]
+        """Variant, units, segment length, dropout, learning rate and lookback (336 or 720;
+        segments of 24 or 48 divide both and every standard horizon)."""
+        if quick:
+            return {
+                "variant": hp.Choice("variant", ["gru", "gru2", "mgu", "mgu2", "ligru", "mingru"]),
+                "units": hp.Choice("units", [16, 32]),
+                "segment": hp.Choice("segment", [24, 48]),
+                "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1),
+                "learning_rate": hp.Float("learning_rate", 1e-3, 1e-2, sampling="log"),
+                "lookback": hp.Choice("lookback", [96]),
+            }
         return {
-            "variant": hp.Choice("variant", variants),
-            "units": hp.Choice("units", [16, 32] if quick else [128, 256, 512]),
-            "segment": hp.Choice("segment", [24, 48] if quick else [12, 24, 48]),
-            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1),
-            "learning_rate": hp.Float("learning_rate", 1e-3 if quick else 1e-4,
-                                      1e-2 if quick else 3e-3, sampling="log"),
-            "lookback": hp.Choice("lookback", [96] if quick else [96, 336, 720]),
+            "variant": hp.Choice("variant", ["gru", "mgu", "mgu2", "mingru", "ligru"]),
+            "units": hp.Choice("units", [64, 128, 256]),
+            "segment": hp.Choice("segment", [24, 48]),
+            "dropout": hp.Float("dropout", 0.0, 0.3, step=0.1),
+            "learning_rate": hp.Float("learning_rate", 3e-4, 3e-3, sampling="log"),
+            "lookback": hp.Choice("lookback", [336, 720]),
         }
 
     def validate_hparams(self, hparams):
@@ -310,6 +321,64 @@ class EttForecasting(ZooModel):
             raise RuntimeError("ett-forecasting: not every window was evaluated.")
         return {"mse": se / count, "mae": ae / count, "windows": ds.num_windows}
 
+    # ---------------------------------------------------------- presets
+    def preset_for(self, horizon):
+        """The committed preset directory for ``horizon``: ``preset/`` (96, the default of
+        :func:`grukit.zoo.load`) or ``preset_h<horizon>/`` (192, 336, 720).
+
+        Raises:
+            ValueError: no committed preset for that horizon (naming those that exist).
+        """
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+            raise ValueError(f"ett-forecasting: horizon must be a positive integer "
+                             f"(96, 192, 336, 720); got {horizon!r}.")
+        from grukit.zoo.presets import is_preset
+
+        directory = Path(self.directory)
+        path = self.preset_dir() if horizon == DEFAULT_HORIZON else directory / f"preset_h{horizon}"
+        if not is_preset(path):
+            have = self.committed_horizons()
+            raise ValueError(f"ett-forecasting: no committed preset for horizon {horizon}; "
+                             f"committed horizons: {', '.join(map(str, have)) or 'none'}. "
+                             f"Train one: grukit zoo train ett-forecasting --horizon {horizon} "
+                             f"--out DIR, then pass --preset DIR.")
+        return path
+
+    def committed_horizons(self):
+        """The horizons with a committed preset, ascending."""
+        from grukit.zoo.presets import is_preset
+
+        directory = Path(self.directory)
+        have = [DEFAULT_HORIZON] if is_preset(self.preset_dir()) else []
+        for path in directory.glob("preset_h*"):
+            tail = path.name[len("preset_h"):]
+            if tail.isdigit() and int(tail) != DEFAULT_HORIZON and is_preset(path):
+                have.append(int(tail))
+        return sorted(have)
+
+    def load(self, preset=None, horizon=None):
+        """The trained model of ``preset``, or of the committed preset for ``horizon``
+        (default: horizon 96). With both, the preset must have that horizon.
+
+        Example:
+            >>> model = ett.load(horizon=336)          # zoo/ett_forecasting/preset_h336
+        """
+        if preset is None and horizon is not None:
+            preset = self.preset_for(horizon)
+        model = super().load(preset)
+        if horizon is not None and model.horizon != horizon:
+            raise ValueError(f"ett-forecasting: the preset {str(model.zoo_preset.path)!r} "
+                             f"forecasts {model.horizon} steps, not --horizon {horizon}.")
+        return model
+
+    def evaluate_preset(self, preset=None, data=None, split="test", data_dir=None,
+                        horizon=None, **data_options):
+        """:meth:`ZooModel.evaluate_preset`, with ``horizon`` picking the committed preset."""
+        if preset is None and horizon is not None:
+            preset = self.preset_for(horizon)
+        return super().evaluate_preset(preset, data=data, split=split, data_dir=data_dir,
+                                       **data_options)
+
     # ---------------------------------------------------------- serving
     def _scaler(self, model, preset):
         preset = preset if preset is not None else getattr(model, "zoo_preset", None)
@@ -322,10 +391,18 @@ class EttForecasting(ZooModel):
 
     def serving(self, model, preset):
         """``serve(window [batch, lookback, 7] float32, CSV units) -> [batch, horizon, 7]``,
-        CSV units: the standardisation is inside."""
+        CSV units: the standardisation is inside. A window with the wrong lookback or
+        channel count does not match the signature (TensorFlow raises); NaN/inf values
+        raise ``InvalidArgumentError`` naming the problem."""
         mean, std, _ = self._scaler(model, preset)
 
         def serve(window):
+            import tensorflow as tf  # serving runs under the TensorFlow backend
+
+            # the signature fixes [batch, lookback, channels]; reject NaN/inf with a message
+            window = tf.debugging.check_numerics(
+                window, "ett-forecasting: the window holds NaN or infinite values; every value "
+                        "must be finite")
             y = model((window - mean) / std, training=False)
             return y * std + mean
 
@@ -398,6 +475,26 @@ class EttForecasting(ZooModel):
             parser.add_argument("--horizon", type=int, metavar="H",
                                 help="forecast length (96, 192, 336 or 720; any multiple of the "
                                      "segment length)")
+        if command in ("evaluate", "export", "predict"):
+            recipe = self
+
+            class HorizonPreset(argparse.Action):
+                """--horizon H: the committed preset for H (unless --preset names one)."""
+
+                def __call__(self, parser, namespace, value, option_string=None):
+                    try:
+                        if getattr(namespace, "preset", None) is None:
+                            namespace.preset = str(recipe.preset_for(value))
+                        else:
+                            recipe.check_preset_horizon(namespace.preset, value)
+                    except (ValueError, FileNotFoundError) as e:
+                        raise argparse.ArgumentError(self, str(e)) from None
+                    setattr(namespace, self.dest, value)
+
+            parser.add_argument("--horizon", type=int, metavar="H", action=HorizonPreset,
+                                help=f"use the committed preset for this forecast length "
+                                     f"({', '.join(map(str, STANDARD_HORIZONS))}; default "
+                                     f"{DEFAULT_HORIZON})")
         if command == "predict":
             group = parser.add_mutually_exclusive_group(required=True)
             group.add_argument("--input", metavar="CSV",
@@ -407,10 +504,27 @@ class EttForecasting(ZooModel):
             group.add_argument("--index", type=int, metavar="I",
                                help="forecast test window I of the data set (and score it)")
             parser.add_argument("--output", metavar="CSV", help="also write the forecast here")
+            parser.add_argument("--plot", metavar="PNG",
+                                help="also plot OT: the window's end, the forecast and (with "
+                                     "--index) the truth, as a PNG (needs matplotlib)")
+
+    def check_preset_horizon(self, preset, horizon):
+        """Raise ``ValueError`` unless ``preset`` (a path or run directory) has ``horizon``."""
+        from grukit.zoo.presets import read_metadata
+
+        path = self.resolve_preset(preset)
+        have = read_metadata(path)["hparams"]["horizon"]
+        if have != horizon:
+            raise ValueError(f"the preset {str(path)!r} forecasts {have} steps, not "
+                             f"--horizon {horizon}.")
 
     def options_from_args(self, args, command):
         data = {"path": args.data} if getattr(args, "data", None) else {}
         overrides = {}
+        if command in ("evaluate", "export", "predict"):
+            if getattr(args, "horizon", None) is not None and args.preset is not None:
+                self.check_preset_horizon(args.preset, args.horizon)  # --preset after --horizon
+            return data, overrides
         if getattr(args, "horizon", None) is not None:
             if args.horizon < 1:
                 raise ValueError(f"--horizon must be a positive integer (96, 192, 336, 720); "
@@ -456,6 +570,11 @@ class EttForecasting(ZooModel):
                 for i, row in enumerate(forecast):
                     writer.writerow([i + 1, *[f"{v:.6g}" for v in row]])
             print(f"written to {args.output}", file=sys.stderr)
+        if getattr(args, "plot", None):
+            plot_forecast(args.plot, window, forecast, truth, columns,
+                          title=f"{source}: OT, lookback {model.lookback}, "
+                                f"horizon {model.horizon}")
+            print(f"plot written to {args.plot}", file=sys.stderr)
         return 0
 
 
@@ -502,3 +621,42 @@ def read_window_csv(path, columns):
             raise ValueError(f"{path}: line {i + first}: expected {len(columns)} numbers "
                              f"({', '.join(columns)}); got {row}.") from None
     return values
+
+
+def plot_forecast(path, window, forecast, truth=None, columns=None, column="OT", history=None,
+                  title=None):
+    """Plot one column of a forecast (and the truth) after the window's end, as a PNG.
+
+    Args:
+        path: the PNG to write.
+        window: ``[lookback, channels]``; its last ``history`` rows are drawn
+            (default: as many as the forecast).
+        forecast, truth: ``[horizon, channels]`` (``truth`` optional).
+        columns: the channel names; ``column`` is drawn (default OT).
+
+    Example:
+        >>> plot_forecast("ot.png", x[0], ett.predict(model, x[0]), y[0], data.columns)
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = list(columns).index(column) if columns is not None else -1
+    history = history or len(forecast)
+    past = np.asarray(window)[-history:, c]
+    steps = np.arange(len(forecast)) + 1
+    fig, ax = plt.subplots(figsize=(9, 3.2), dpi=100)
+    ax.plot(np.arange(-len(past) + 1, 1), past, color="0.45", lw=1.2, label="input window")
+    if truth is not None:
+        ax.plot(steps, np.asarray(truth)[:, c], color="black", lw=1.2, label="true")
+    ax.plot(steps, np.asarray(forecast)[:, c], color="tab:red", lw=1.6, label="forecast")
+    ax.axvline(0.5, color="0.7", lw=0.8, ls="--")
+    ax.set_xlabel("hours after the window's end")
+    ax.set_ylabel(column)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(loc="best", fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -233,6 +233,7 @@ def _evaluate(recipe, opts, command):
 def _export(recipe, opts, command):
     if not opts.out:
         raise ValueError("--out DIR is required: where to write the SavedModel.")
+    recipe.options_from_args(opts, command)  # checks model options (ETT: --horizon vs --preset)
     recipe.export(opts.out, preset=opts.preset, verify=not opts.no_verify)
     return 0
 

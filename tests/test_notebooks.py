@@ -1,0 +1,94 @@
+"""The tutorials in notebooks/ run top to bottom (quick mode, fixed seeds).
+
+Each notebook is executed with nbclient in a fresh kernel, in a temporary working
+directory, once per test run: only in the JAX pass of ``tests/run.sh`` (JAX is the
+fastest backend here), with ``KERAS_BACKEND=jax`` and ``GRUKIT_NOTEBOOK_QUICK=1`` in
+the kernel's environment.
+
+The kernel is this interpreter: the test writes a kernelspec (``argv`` =
+``sys.executable -m ipykernel_launcher``) into a temporary directory and puts that
+directory first on ``JUPYTER_PATH``, so neither a user-level ``python3`` kernelspec
+nor the ``PATH`` can send the notebooks to another Python.
+"""
+import json
+import os
+import sys
+import time
+
+import pytest
+import keras
+
+from conftest import DATA_DIR, REPO
+
+NOTEBOOK_DIR = os.path.join(REPO, "notebooks")
+NOTEBOOKS = [
+    # (file, needs the data directory)
+    ("01_gates_from_scratch.ipynb", False),
+    ("02_variant_family.ipynb", False),
+    ("06_tuning.ipynb", True),
+]
+TIMEOUT_S = 240  # per cell and, checked below, per notebook
+KERNEL = "grukit-test-python"
+
+
+def test_notebooks_are_stripped():
+    """Outputs are not committed; every notebook has the QUICK switch."""
+    import nbformat
+
+    for name, _ in NOTEBOOKS:
+        nb = nbformat.read(os.path.join(NOTEBOOK_DIR, name), as_version=4)
+        nbformat.validate(nb)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, \
+                    f"{name}: outputs are committed; strip them"
+        assert any('os.environ.get("GRUKIT_NOTEBOOK_QUICK", "1") == "1"' in c.source
+                   for c in nb.cells if c.cell_type == "code"), f"{name}: no QUICK switch"
+
+
+@pytest.fixture
+def kernel_env(tmp_path, monkeypatch):
+    spec_dir = tmp_path / "jupyter" / "kernels" / KERNEL
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "grukit tests", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    # the kernel inherits this process's environment
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    monkeypatch.setenv("GRUKIT_NOTEBOOK_QUICK", "1")
+    monkeypatch.setenv("GRUKIT_DATA_DIR", os.path.abspath(DATA_DIR))
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebooks' temporary directories
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    return workdir
+
+
+@pytest.mark.parametrize("name,needs_data", NOTEBOOKS, ids=[n for n, _ in NOTEBOOKS])
+def test_notebook_runs(name, needs_data, kernel_env):
+    if keras.backend.backend() != "jax":
+        pytest.skip("notebooks run once, in the JAX pass")
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    pytest.importorskip("matplotlib")
+    if needs_data and not os.path.isfile(os.path.join(DATA_DIR, "ett", "ETTh1.csv")):
+        pytest.skip(f"no ETT data under {DATA_DIR} (set GRUKIT_DATA_DIR)")
+
+    nb = nbformat.read(os.path.join(NOTEBOOK_DIR, name), as_version=4)
+    client = nbclient.NotebookClient(
+        nb, kernel_name=KERNEL, timeout=TIMEOUT_S,
+        resources={"metadata": {"path": str(kernel_env)}})
+    start = time.time()
+    client.execute()  # raises CellExecutionError, naming the cell, on any error
+    elapsed = time.time() - start
+    print(f"{name}: {elapsed:.1f}s")
+    assert elapsed < TIMEOUT_S, f"{name} took {elapsed:.0f}s (limit {TIMEOUT_S}s)"
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors
+    images = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+                 for o in c.outputs)
+    assert images >= 1, f"{name}: expected its plots, got {images} images"

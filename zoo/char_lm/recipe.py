@@ -879,8 +879,10 @@ def _tf_generate(model):
             tf.debugging.assert_greater_equal(seed, tf.constant(0, tf.int64),
                                               message="char-lm: seed must be >= 0"),
         ]
-        with tf.control_dependencies(checks):
+        with tf.control_dependencies(checks):  # every use of the arguments waits for the checks
             cps = tf.strings.unicode_decode(prompt, "UTF-8", errors="replace")
+            length, temperature = tf.identity(length), tf.identity(temperature)
+            top_k, seed = tf.identity(top_k), tf.identity(seed)
         known = cps < lut.shape[0]
         ids = tf.where(known, tf.gather(lut_t, tf.minimum(cps, lut.shape[0] - 1)), -1)
         ids = tf.boolean_mask(ids, ids >= 0)

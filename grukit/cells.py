@@ -380,6 +380,9 @@ class GatedRNNCell(keras.layers.GRUCell):
         if u_cand is not None:
             u_cand = ops.convert_to_tensor(u_cand)
 
+        # Gates that see only a bias (GRU3, MGU3) are constants of the step.
+        const_gates = [o.rec_act(c) for c in gate_const] if gate_const and not (gx or gh) else None
+
         # Gates that see x and h, with a separate candidate matmul: x W + h U
         # in one addmm over the gate columns.
         fold_x = gx and gh and not fuse_cand
@@ -404,10 +407,11 @@ class GatedRNNCell(keras.layers.GRUCell):
             g = {}
             for i, name in enumerate(names):
                 a = pre[i]
+                if a is None:  # bias-only gates: activated once, outside the loop
+                    g[name] = ops.broadcast_to(const_gates[i], ops.shape(h_prev))
+                    continue
                 if gate_const is not None:
-                    a = gate_const[i] if a is None else a + gate_const[i]
-                if len(a.shape) == 1:  # bias-only gates: constant over the batch
-                    a = ops.broadcast_to(a, ops.shape(h_prev))
+                    a = a + gate_const[i]
                 g[name] = o.rec_act(a)
             r = g.get("r", g.get("f"))
             cand = px[-1]

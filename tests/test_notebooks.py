@@ -22,12 +22,15 @@ from conftest import DATA_DIR, REPO
 
 NOTEBOOK_DIR = os.path.join(REPO, "notebooks")
 NOTEBOOKS = [
-    # (file, needs the data directory)
-    ("01_gates_from_scratch.ipynb", False),
-    ("02_variant_family.ipynb", False),
-    ("06_tuning.ipynb", True),
+    # (file, the data file it reads under the data directory, or None)
+    ("01_gates_from_scratch.ipynb", None),
+    ("02_variant_family.ipynb", None),
+    ("03_imdb_sentiment.ipynb", "imdb/aclImdb_v1.tar.gz"),
+    ("04_char_lm.ipynb", "tinyshakespeare/input.txt"),
+    ("05_forecasting.ipynb", "ett/ETTh1.csv"),
+    ("06_tuning.ipynb", "ett/ETTh1.csv"),
 ]
-TIMEOUT_S = 240  # per cell and, checked below, per notebook
+TIMEOUT_S = 240  # per cell and, checked below, per notebook (each runs in ~1-2 min)
 KERNEL = "grukit-test-python"
 
 
@@ -44,6 +47,16 @@ def test_notebooks_are_stripped():
                     f"{name}: outputs are committed; strip them"
         assert any('os.environ.get("GRUKIT_NOTEBOOK_QUICK", "1") == "1"' in c.source
                    for c in nb.cells if c.cell_type == "code"), f"{name}: no QUICK switch"
+
+
+def test_every_notebook_is_run_and_linked():
+    """A notebook added to notebooks/ is executed here and linked from both READMEs."""
+    on_disk = sorted(f for f in os.listdir(NOTEBOOK_DIR) if f.endswith(".ipynb"))
+    assert on_disk == sorted(n for n, _ in NOTEBOOKS)
+    for readme in (os.path.join(REPO, "README.md"), os.path.join(NOTEBOOK_DIR, "README.md")):
+        text = open(readme, encoding="utf-8").read()
+        missing = [n for n in on_disk if n not in text]
+        assert not missing, f"{readme} does not link {missing}"
 
 
 @pytest.fixture
@@ -74,8 +87,8 @@ def test_notebook_runs(name, needs_data, kernel_env):
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     pytest.importorskip("matplotlib")
-    if needs_data and not os.path.isfile(os.path.join(DATA_DIR, "ett", "ETTh1.csv")):
-        pytest.skip(f"no ETT data under {DATA_DIR} (set GRUKIT_DATA_DIR)")
+    if needs_data and not os.path.isfile(os.path.join(DATA_DIR, needs_data)):
+        pytest.skip(f"no {needs_data} under {DATA_DIR} (set GRUKIT_DATA_DIR)")
 
     nb = nbformat.read(os.path.join(NOTEBOOK_DIR, name), as_version=4)
     client = nbclient.NotebookClient(

@@ -181,7 +181,8 @@ def test_a_committed_preset_per_horizon(ett, by_horizon):
         assert meta["metrics"]["test"]["windows"] == 2881 - h  # every test window
         assert meta["training"]["command"].startswith("grukit ")
         size = sum(p.stat().st_size for p in model.zoo_preset.path.iterdir())
-        assert size < 1_000_000, f"the h{h} preset should stay small, it is {size} bytes"
+        # d=128 presets ~0.5 MB; the d=512 horizon-720 preset 6.5 MB (float32 weights)
+        assert size < 7_000_000, f"the h{h} preset should stay small, it is {size} bytes"
         for key in ("mse", "mae"):
             assert f"{meta['metrics']['test'][key]:.3f}" in card, f"card quotes h{h} {key}"
     with pytest.raises(ValueError, match="no committed preset for horizon 48; committed "

@@ -294,6 +294,32 @@ def test_distributed_tuning_chief_and_two_workers(tmp_path):
 
 @tf_pass_only
 @needs_data
+def test_cli_trains_and_evaluates_on_another_ett_file(tmp_path):
+    # Issue 7: the recipe works for any ETT-format CSV (--data path/to/ETTh2.csv). The
+    # other file here is ETTh1 from its row 3000 on, saved as ETTh2.csv (hourly, 14,420
+    # rows): its split, statistics and test windows differ from ETTh1's.
+    with open(ETT_CSV) as f:
+        lines = f.readlines()
+    other = tmp_path / "ETTh2.csv"
+    other.write_text(lines[0] + "".join(lines[1 + 3000:]))
+    out = tmp_path / "run"
+    _grukit(["zoo", "train", "ett-forecasting", *TINY, "--epochs", "1", "--data", str(other),
+             "--out", str(out)])
+    meta = presets.read_metadata(out / "preset")
+    assert meta["preprocessing"]["data_name"] == "ETTh2"
+    assert [f["name"] for f in meta["data"]["files"]] == ["ETTh2.csv"]
+    etth1_mean = np.mean(np.loadtxt(ETT_CSV, delimiter=",", skiprows=1, usecols=7,
+                                    max_rows=8640))
+    assert abs(meta["preprocessing"]["mean"][-1] - etth1_mean) > 1.0  # OT statistics differ
+    stdout = _grukit(["zoo", "evaluate", "ett-forecasting", "--preset", str(out / "preset"),
+                      "--data", str(other)])
+    row = next(line.split() for line in stdout.splitlines() if line.split()[:1] == ["mse"])
+    assert float(row[1]) == pytest.approx(meta["metrics"]["test"]["mse"], rel=1e-5), stdout
+    assert row[1] == row[2], stdout  # measured == in the preset
+
+
+@tf_pass_only
+@needs_data
 def test_training_resumes_after_sigkill(tmp_path):
     out = tmp_path / "run"
     args = ["zoo", "train", "ett-forecasting", *TINY, "--set", "patience=0", "--epochs", "8",

@@ -11,8 +11,6 @@ Everything else (masking, ``return_sequences``, ``return_state``,
 
 from __future__ import annotations
 
-import math
-
 import keras
 from keras import ops
 from keras.src import backend as _backend  # backend.rnn: the loop keras.layers.RNN uses
@@ -41,98 +39,31 @@ def _on_accelerator():
     return False
 
 
-def linear_scan(a, b, method="auto", chunk=None):
+def linear_scan(a, b):
     """All states of ``h_t = a_t * h_{t-1} + b_t`` (``h_{-1} = 0``) along axis 1, in parallel.
 
-    ``a`` and ``b`` are ``[batch, time, units]`` with a static ``time``. Only
-    products of the ``a`` (in [0, 1] for gates) and sums are formed -- no logs,
-    no division -- so every method is stable for any length.
-
-    Args:
-        a, b: the decay and input terms, ``[batch, time, units]``.
-        method: ``"auto"`` (default): ``"chunked"`` on CPU, else
-            ``"associative"`` on JAX and ``"doubling"`` on TF/torch.
-            ``"chunked"``: a two-level scan -- the sequence is cut into chunks
-            of ``chunk`` steps; all chunks run their ``chunk`` steps side by
-            side (``h`` and the running product of ``a`` within the chunk),
-            then the chunks' carries run in sequence, then each chunk adds its
-            carry times the running product. About ``2 * sqrt(T)`` vectorised
-            steps and a few passes over the data: memory-light, the fast choice
-            on CPUs. ``"doubling"``: recursive doubling (Hillis & Steele),
-            ``ceil(log2 T)`` passes of the combination
-            ``(a1, b1) . (a2, b2) = (a1 a2, a2 b1 + b2)``. ``"associative"``:
-            ``keras.ops.associative_scan`` of that combination
-            (``jax.lax.associative_scan`` on JAX, work-efficient).
-        chunk: steps per chunk for ``"chunked"`` (default: the power of two
-            nearest ``sqrt(T)``, at least 8).
+    ``a`` and ``b`` are ``[batch, time, units]`` with a static ``time``. On
+    JAX this is ``jax.lax.associative_scan`` (work-efficient); elsewhere a
+    recursive doubling (Hillis & Steele): ``ceil(log2 T)`` vectorised passes
+    of the associative combination ``(a1, b1) . (a2, b2) = (a1 a2, a2 b1 + b2)``.
+    Only products of the ``a`` (in [0, 1] for gates) are formed -- no logs,
+    no division -- so it is stable for any length.
 
     Example:
         >>> a, b = np.full((1, 3, 1), 0.5), np.ones((1, 3, 1))
         >>> grukit.layers.linear_scan(a, b)[0, :, 0]     # 1, 1.5, 1.75
     """
-    if method == "auto":
-        if not _on_accelerator():
-            method = "chunked"
-        else:
-            method = "associative" if keras.backend.backend() == "jax" else "doubling"
-    if method not in ("chunked", "doubling", "associative"):
-        raise ValueError(f"linear_scan: method must be 'auto', 'chunked', 'doubling' or "
-                         f"'associative'; got {method!r}.")
-    a, b = ops.convert_to_tensor(a), ops.convert_to_tensor(b)
-    steps = a.shape[1]
-    if not isinstance(steps, int):
-        raise ValueError(f"linear_scan: the time axis (axis 1) must have a static length; "
-                         f"got shape {a.shape}.")
-    if method == "associative":
+    if keras.backend.backend() == "jax":
         def combine(left, right):
             return left[0] * right[0], right[0] * left[1] + right[1]
         return ops.associative_scan(combine, (a, b), axis=1)[1]
-    if method == "chunked":
-        return _chunked_scan(a, b, chunk)
-    k = 1
+    steps, k = a.shape[1], 1
     while k < steps:
         pad = [[0, 0], [k, 0], [0, 0]]
         b = a * ops.pad(b[:, :-k], pad) + b
         a = a * ops.pad(a[:, :-k], pad, constant_values=1.0)
         k *= 2
     return b
-
-
-def _chunked_scan(a, b, chunk=None):
-    """The ``"chunked"`` method of :func:`linear_scan`."""
-    steps, units = a.shape[1], a.shape[2]
-    if chunk is None:
-        chunk = max(8, 2 ** round(math.log2(max(steps, 1)) / 2))
-    if not (isinstance(chunk, int) and chunk >= 1):
-        raise ValueError(f"linear_scan: chunk must be a positive integer; got {chunk!r}.")
-    chunk = min(chunk, steps)
-    n = -(-steps // chunk)
-    if n * chunk != steps:  # pad with a = 1, b = 0: the padded steps keep the state
-        pad = [[0, 0], [0, n * chunk - steps], [0, 0]]
-        a = ops.pad(a, pad, constant_values=1.0)
-        b = ops.pad(b, pad)
-    a = ops.reshape(a, (-1, n, chunk, units))
-    b = ops.reshape(b, (-1, n, chunk, units))
-    # 1. every chunk from a zero state, side by side: h (local) and prod(a) so far
-    h, decay = b[:, :, 0], a[:, :, 0]
-    hs, decays = [h], [decay]
-    for i in range(1, chunk):
-        a_i = a[:, :, i]
-        h = a_i * h + b[:, :, i]
-        decay = a_i * decay
-        hs.append(h)
-        decays.append(decay)
-    # 2. the state entering each chunk: the chunks' ends, in sequence
-    carry = ops.zeros_like(h[:, 0])
-    carries = [carry]
-    for k in range(n - 1):
-        carry = decay[:, k] * carry + h[:, k]
-        carries.append(carry)
-    # 3. each step adds its chunk's carry, decayed to that step
-    carry = ops.expand_dims(ops.stack(carries, axis=1), 2)
-    out = ops.stack(hs, axis=2) + ops.stack(decays, axis=2) * carry
-    out = ops.reshape(out, (-1, n * chunk, units))
-    return out if n * chunk == steps else out[:, :steps]
 
 
 @keras.saving.register_keras_serializable(package="grukit")

@@ -249,8 +249,8 @@ class EttForecasting(ZooModel):
 
     # ------------------------------------------------------ hyperparameters
     def search_space(self, hp, hparams, quick=False):
-        """Variant, units, segment length, dropout, learning rate and lookback (336 or 720;
-        segments of 24 or 48 divide both and every standard horizon)."""
+        """Variant, units (128-512), segment length, dropout, learning rate and lookback
+        (336 or 720; segments of 24 or 48 divide both and every standard horizon)."""
         if quick:
             return {
                 "variant": hp.Choice("variant", ["gru", "gru2", "mgu", "mgu2", "ligru", "mingru"]),
@@ -262,7 +262,7 @@ class EttForecasting(ZooModel):
             }
         return {
             "variant": hp.Choice("variant", ["gru", "mgu", "mgu2", "mingru", "ligru"]),
-            "units": hp.Choice("units", [64, 128, 256]),
+            "units": hp.Choice("units", [128, 256, 512]),
             "segment": hp.Choice("segment", [24, 48]),
             "dropout": hp.Float("dropout", 0.0, 0.3, step=0.1),
             "learning_rate": hp.Float("learning_rate", 3e-4, 3e-3, sampling="log"),

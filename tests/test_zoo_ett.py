@@ -181,7 +181,8 @@ def test_a_committed_preset_per_horizon(ett, by_horizon):
         assert meta["metrics"]["test"]["windows"] == 2881 - h  # every test window
         assert meta["training"]["command"].startswith("grukit ")
         size = sum(p.stat().st_size for p in model.zoo_preset.path.iterdir())
-        # d=256 presets ~1.1 MB, the d=512 ones ~3.3 MB (float32 weights)
+        # 0.5 MB (192, GRU d=128), 1.1 MB (96, MGU d=256), 3.2 MB (336, MGU2 d=512),
+        # 6.3 MB (720, GRU d=512): float32 weights
         assert size < 7_000_000, f"the h{h} preset should stay small, it is {size} bytes"
         for key in ("mse", "mae"):
             assert f"{meta['metrics']['test'][key]:.3f}" in card, f"card quotes h{h} {key}"

@@ -19,6 +19,6 @@ export GRUKIT_DATA_DIR=${GRUKIT_DATA_DIR:-$(cd .. && pwd)/shared/data}
 status=0
 for backend in ${GRUKIT_TEST_BACKENDS:-tensorflow jax torch}; do
   echo "=== pytest, KERAS_BACKEND=$backend"
-  KERAS_BACKEND=$backend python -m pytest -q -p no:cacheprovider tests "$@" || status=1
+  KERAS_BACKEND=$backend python -m pytest -q -p no:cacheprovider --durations=15 tests "$@" || status=1
 done
 exit $status

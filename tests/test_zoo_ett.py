@@ -193,19 +193,15 @@ def test_a_committed_preset_per_horizon(ett, by_horizon):
         ett.load(ett.preset_dir(), horizon=192)
 
 
-# which search chose each preset's configuration (zoo/ett_forecasting/search/h<H>/): each
-# horizon's own search, the model card's rule
-SEARCH_FOR = {96: "h96", 192: "h192", 336: "h336", 720: "h720"}
-
-
 def test_presets_use_the_configuration_their_search_chose(ett, by_horizon):
-    """Each preset's hyperparameters are its search's best trial's (horizon aside), that
-    trial is the lowest validation MSE in the committed trial table, and the training
-    command names the search's best_hparams.json."""
+    """Each preset's hyperparameters are its own horizon's search's best trial's
+    (zoo/ett_forecasting/search/h<H>/, the model card's rule), that trial is the lowest
+    validation MSE in the committed trial table, and the training command names the
+    search's best_hparams.json."""
     import csv
 
     root = ett.preset_dir().parent / "search"
-    for name in sorted(set(SEARCH_FOR.values())):
+    for name in (f"h{h}" for h in HORIZONS):
         rows = list(csv.DictReader(open(root / name / "trials.csv")))
         done = [r for r in rows if r["status"] == "COMPLETED"]
         assert len(done) >= 20, f"search {name}: {len(done)} completed trials"
@@ -214,8 +210,8 @@ def test_presets_use_the_configuration_their_search_chose(ett, by_horizon):
         for key in ("variant", "units", "segment", "lookback", "dropout", "learning_rate"):
             assert f"{chosen[key]:.4g}" == best[key] if isinstance(chosen[key], float) \
                 else str(chosen[key]) == best[key], (name, key)
-    for h, name in SEARCH_FOR.items():
-        meta = by_horizon[h].zoo_preset.metadata
+    for h in HORIZONS:
+        name, meta = f"h{h}", by_horizon[h].zoo_preset.metadata
         chosen = json.loads((root / name / "best_hparams.json").read_text())
         assert meta["hparams"] == {**chosen, "horizon": h}, f"h{h}"
         assert f"--hparams zoo/ett_forecasting/search/{name}/best_hparams.json" in \

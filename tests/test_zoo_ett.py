@@ -357,3 +357,38 @@ def test_local_search_writes_table_and_resumes(ett, data, tmp_path, capsys):
     assert "Reloading Tuner" in capsys.readouterr().out
     assert len(again) == 2 and rows[0] in again  # resumed: the first trial kept, one more run
     assert again[0]["val_loss"] <= again[1]["val_loss"]  # best first
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="runs once, in the JAX pass (fastest to compile)")
+@needs_data
+def test_search_time_limit_report_and_compare(ett, data, tmp_path, capsys):
+    """--time-limit starts no trial after the deadline (the search resumes later);
+    --report runs nothing; --compare scores each variant's best trial's own checkpoint."""
+    # every validation window, so that the trials' scores and evaluate()'s are on the same windows
+    hp = ett.hparams(quick=True, overrides={"max_train_windows": 64, "max_val_windows": 0})
+    fixed = {"units": 8, "max_train_windows": 64, "max_val_windows": 0}
+    common = dict(tuner="random", epochs=1, quick=True, fixed=fixed, verbose=0)
+    with pytest.raises(ValueError, match="time_limit"):
+        ett.tune(hp, data, tmp_path, max_trials=3, time_limit=0, **common)
+    with pytest.raises(ValueError, match="no search state"):
+        ett.tune(hp, data, tmp_path / "empty", max_trials=3, report_only=True, **common)
+    rows = ett.tune(hp, data, tmp_path, max_trials=5, time_limit=1e-6, **common)
+    assert len(rows) == 1 and "time limit reached" in capsys.readouterr().out  # one, not five
+    rows = ett.tune(hp, data, tmp_path, max_trials=3, **common)  # resumes towards max_trials
+    assert len(rows) == 3 and all(r["status"] == "COMPLETED" for r in rows)
+    reported = ett.tune(hp, data, tmp_path, max_trials=9, report_only=True, compare="variant",
+                        **common)
+    assert reported == rows  # nothing ran
+    table = json.loads((tmp_path / "compare_variant.json").read_text())
+    variants = {r["hparams"]["variant"] for r in rows}
+    assert {t["variant"] for t in table} == variants
+    for t in table:
+        best = next(r for r in rows if r["hparams"]["variant"] == t["variant"])  # best first
+        assert t["trial"] == best["trial"] and t["params"] == int(best["params"])
+        # the checkpoint is the trial's best epoch: its validation score is the trial's
+        assert t["scores"]["validation"]["mse"] == pytest.approx(best["val_loss"], rel=1e-4)
+        assert t["scores"]["test"]["windows"] > 0
+    md = (tmp_path / "compare_variant.md").read_text()
+    assert md.startswith("| variant | trial | params | val_loss | validation_mse")
+    with pytest.raises(ValueError, match="--compare nosuch"):
+        ett.tune(hp, data, tmp_path, max_trials=3, report_only=True, compare="nosuch", **common)

@@ -75,6 +75,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 from grukit.zoo import presets as _presets
@@ -442,7 +443,8 @@ class ZooModel:
         return []
 
     def tune(self, hparams, data, out, tuner="random", max_trials=10, epochs=None, seed=0,
-             quick=False, fixed=None, verbose=1):
+             quick=False, fixed=None, verbose=1, time_limit=None, compare=None,
+             report_only=False):
         """Search the hyperparameters; resumable and distributable.
 
         The search state lives in ``OUT/tune/<tuner>[-quick]`` (keras-tuner,
@@ -460,6 +462,19 @@ class ZooModel:
             max_trials: number of trials (Hyperband: a cap on them).
             epochs: epochs per trial (Hyperband: ``max_epochs``); default ``hparams["epochs"]``.
             fixed: ``{key: value}`` held fixed during the search (``--set``).
+            time_limit: seconds; no trial starts after this much time in this call
+                (running trials finish; the search then ends as if ``max_trials`` had been
+                reached, and re-running resumes it towards ``max_trials``). In a distributed
+                search the chief's limit counts. ``None``: no limit.
+            compare: a searched hyperparameter (e.g. ``"variant"``): after the search, the
+                best completed trial of each of its values is scored with :meth:`evaluate`
+                on the validation and test splits, using that trial's own model (the
+                checkpoint keras-tuner kept of its best epoch, nothing retrained), and
+                written to ``OUT/compare_<name>.csv`` / ``.md``. Selection stays on the
+                validation objective; the test column is a report.
+            report_only: run no trial: write the tables (and ``compare``) from the search
+                state as it is, e.g. after a search was stopped. Trials that were running
+                when it stopped are listed with status ``RUNNING`` and no score.
 
         Returns:
             The trial rows (list of dicts, best first) on the chief or a single
@@ -476,6 +491,11 @@ class ZooModel:
             raise ValueError(f"Unknown tuner {tuner!r}. Expected one of: {', '.join(TUNERS)}.")
         if not isinstance(max_trials, int) or max_trials < 1:
             raise ValueError(f"max_trials must be a positive integer; got {max_trials!r}.")
+        if time_limit is not None and not (isinstance(time_limit, (int, float))
+                                           and not isinstance(time_limit, bool)
+                                           and time_limit > 0):
+            raise ValueError(f"time_limit must be a positive number of seconds or None; "
+                             f"got {time_limit!r}.")
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         epochs = epochs or hparams["epochs"]
@@ -504,10 +524,21 @@ class ZooModel:
         else:
             search = cls(max_trials=max_trials, **common)
         role = os.environ.get("KERASTUNER_TUNER_ID", "tuner0")
+        if time_limit is not None and not (dist_utils.has_chief_oracle()
+                                           and not dist_utils.is_chief_oracle()):
+            _stop_starting_after(search.oracle, time.time() + time_limit)
         if dist_utils.is_chief_oracle():
             print(f"[chief] serving the {tuner} oracle on {os.environ['KERASTUNER_ORACLE_IP']}:"
                   f"{os.environ['KERASTUNER_ORACLE_PORT']} for {max_trials} trials", flush=True)
-        search.search(epochs=epochs, verbose=verbose)
+        if report_only:
+            if dist_utils.has_chief_oracle():
+                raise ValueError("report_only reads the search state directly: run it without "
+                                 "the KERASTUNER_* distribution variables.")
+            if not search.oracle.trials:
+                raise ValueError(f"report_only: no search state in {out / 'tune'} for this "
+                                 f"tuner ({tuner}{'-quick' if quick else ''}); nothing to report.")
+        else:
+            search.search(epochs=epochs, verbose=verbose)
         if dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle():
             print(f"[{role}] no more trials; worker done", flush=True)
             return []
@@ -519,7 +550,50 @@ class ZooModel:
             best_hparams.update({k: v for k, v in best[0]["hparams"].items()
                                  if not k.startswith("tuner/")})  # Hyperband's bookkeeping
             _atomic_write_json(out / "best_hparams.json", best_hparams)
+        if compare:
+            self._compare(search, rows, compare, data, hparams, out)
         return rows
+
+    def _compare(self, search, rows, key, data, hparams, out):
+        done = [r for r in rows if r["status"] == "COMPLETED" and key in r["hparams"]]
+        if not done:
+            raise ValueError(f"--compare {key}: no completed trial has a {key!r} value "
+                             f"(searched: {', '.join(sorted(rows[0]['hparams'])) if rows else '-'}).")
+        best = {}
+        for r in done:  # rows are sorted best first
+            best.setdefault(r["hparams"][key], r)
+        table = []
+        for value, r in best.items():
+            trial = search.oracle.get_trial(r["trial"])
+            merged = dict(hparams)
+            merged.update({k: v for k, v in r["hparams"].items() if not k.startswith("tuner/")})
+            with warnings.catch_warnings():  # the checkpoint's optimizer state is not needed
+                warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+                model = search.load_model(trial)
+            scores = {split: self.evaluate(model, data, merged, split)
+                      for split in ("validation", "test")}
+            table.append({key: value, "trial": r["trial"], "params": int(model.count_params()),
+                          self.objective: r[self.objective], "scores": scores,
+                          "hparams": r["hparams"]})
+            print(f"[compare] {key}={value} trial {r['trial']}: " + "  ".join(
+                f"{split} " + " ".join(f"{m}={v:.5g}" for m, v in sc.items()
+                                       if isinstance(v, float))
+                for split, sc in scores.items()), flush=True)
+        metrics = [m for m, v in table[0]["scores"]["test"].items() if isinstance(v, float)]
+        header = [key, "trial", "params", self.objective,
+                  *[f"{split}_{m}" for split in ("validation", "test") for m in metrics]]
+        lines = [[str(t[key]), t["trial"], str(t["params"]), f"{t[self.objective]:.5f}",
+                  *[f"{t['scores'][split][m]:.5f}" for split in ("validation", "test")
+                    for m in metrics]] for t in table]
+        with open(out / f"compare_{key}.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(lines)
+        md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        md += ["| " + " | ".join(line) + " |" for line in lines]
+        (out / f"compare_{key}.md").write_text("\n".join(md) + "\n")
+        _atomic_write_json(out / f"compare_{key}.json", table)
+        return table
 
     def _trial_rows(self, oracle):
         rows = []
@@ -999,6 +1073,23 @@ def _fast_chief(tuner_cls):
 
     _Tuner.__name__ = _Tuner.__qualname__ = f"Zoo{tuner_cls.__name__}"
     return _Tuner
+
+
+def _stop_starting_after(oracle, deadline):
+    """Make ``oracle`` start no trial after ``deadline`` (``time.time()``): from then on it
+    answers as if ``max_trials`` were the number of trials it has (at least one)."""
+    create = oracle.create_trial
+
+    def create_trial(tuner_id):
+        if time.time() >= deadline and tuner_id not in oracle.ongoing_trials:
+            limit = max(len(oracle.trials), 1)
+            if oracle.max_trials is None or oracle.max_trials > limit:
+                print(f"[{tuner_id}] time limit reached: no new trials "
+                      f"({len(oracle.trials)} started)", flush=True)
+                oracle.max_trials = limit
+        return create(tuner_id)
+
+    oracle.create_trial = create_trial
 
 
 def _serve_oracle(oracle, oracle_chief, period=0.5):

@@ -94,6 +94,16 @@ def common_options(p, command):
         p.add_argument("--tuner", choices=("random", "bayesian", "hyperband"),
                        help="search algorithm (default random)")
         p.add_argument("--max-trials", type=int, metavar="N", help="trials (default 10)")
+        p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                       help="start no trial after this many seconds (running trials finish; "
+                            "re-running the command resumes towards --max-trials)")
+        p.add_argument("--compare", metavar="HPARAM",
+                       help="after the search, score the best trial of each value of this "
+                            "searched hyperparameter (e.g. variant) on validation and test "
+                            "with its own checkpoint: OUT/compare_HPARAM.csv/.md")
+        p.add_argument("--report", action="store_true", default=None,
+                       help="run no trial: write the tables (and --compare) from the search "
+                            "state in --out as it is (e.g. after the search was stopped)")
     if command in ("evaluate", "export", "predict"):
         p.add_argument("--preset", metavar="DIR",
                        help="a preset (or a train --out directory); default: the committed one")
@@ -105,8 +115,8 @@ def common_options(p, command):
                        help="skip loading the export in a fresh process to check it")
 
 
-DEFAULTS = {"quick": False, "seed": 0, "tuner": "random", "max_trials": 10, "split": "test",
-            "no_verify": False, "set_": None}
+DEFAULTS = {"quick": False, "seed": 0, "tuner": "random", "max_trials": 10, "time_limit": None,
+            "split": "test", "no_verify": False, "set_": None}
 
 
 class _Fail(Exception):
@@ -206,8 +216,13 @@ def _tune(recipe, opts, command):
     data = recipe.load_data(data_dir=opts.data_dir, **data_options)
     out = opts.out or os.path.join("runs", f"{recipe.name}-tune")
     _header(recipe, f"Tuning ({opts.tuner}, {opts.max_trials} trials)")
+    if opts.time_limit is not None and not opts.time_limit > 0:
+        raise ValueError(f"--time-limit must be a positive number of seconds; "
+                         f"got {opts.time_limit}.")
     rows = recipe.tune(hparams, data, out, tuner=opts.tuner, max_trials=opts.max_trials,
-                       epochs=opts.epochs, seed=opts.seed, quick=opts.quick, fixed=fixed)
+                       epochs=opts.epochs, seed=opts.seed, quick=opts.quick, fixed=fixed,
+                       time_limit=opts.time_limit, compare=opts.compare,
+                       report_only=bool(opts.report))
     if rows:
         print()
         print((open(os.path.join(out, "trials.md")).read()).rstrip())

@@ -59,6 +59,31 @@ TRUNCATE = ("pre", "post", "both")
 POOLING = ("max", "mean", "maxmean")
 PAD, OOV = "", "[UNK]"
 SEARCH_VARIANTS = ["gru", "gru2", "mgu", "mgu2", "ligru", "mingru"]
+#: What ``grukit zoo tune imdb-sentiment`` varies, per ``hparams["search_space"]``: a list is
+#: a choice, ``(low, high, step)`` a float grid, ``(low, high, "log")`` a log-uniform float,
+#: ``"bidirectional"`` a boolean (default true). "narrow" is the first search (model card,
+#: "Earlier search"); "wide" (the default) adds larger layers, embeddings and sequences.
+SEARCH_SPACES = {
+    "quick": {
+        "variant": ["gru", "mgu2", "mingru"], "units": [8, 16], "depth": [1],
+        "bidirectional": True, "pooling": list(POOLING), "dropout": (0.1, 0.5, 0.2),
+        "vocab_size": [1000, 2000], "sequence_length": [64, 128],
+        "learning_rate": (2e-3, 8e-3, "log"),
+    },
+    "narrow": {
+        "variant": SEARCH_VARIANTS, "units": [32, 64, 96], "depth": [1, 2],
+        "bidirectional": True, "pooling": list(POOLING), "dropout": (0.1, 0.5, 0.1),
+        "vocab_size": [8000, 12000, 16000], "sequence_length": [256, 400, 512],
+        "learning_rate": (1e-3, 4e-3, "log"),
+    },
+    "wide": {
+        "variant": SEARCH_VARIANTS, "units": [64, 128, 192], "depth": [1, 2],
+        "bidirectional": True, "pooling": list(POOLING), "embedding_dim": [64, 128],
+        "dropout": (0.2, 0.6, 0.1), "spatial_dropout": (0.1, 0.4, 0.1),
+        "vocab_size": [8000, 12000, 16000], "sequence_length": [512, 768, 1024],
+        "learning_rate": (5e-4, 3e-3, "log"),
+    },
+}
 
 # ---------------------------------------------------------------- tokenizer rules
 # The same rules twice: Python ``re`` here, RE2 (TensorFlow) in ReviewTokenizer.tf_encode.
@@ -240,7 +265,7 @@ class SentimentModel(keras.Model):
     def __init__(self, vocabulary, sequence_length, truncate="both", embedding_dim=64,
                  variant="gru", units=64, depth=1, bidirectional=True, pooling="maxmean",
                  dropout=0.3, spatial_dropout=0.2, recurrent_dropout=0.0, ngram_buckets=0,
-                 ngram_dim=1, **kwargs):
+                 ngram_dim=1, ngram_scale=1.0, **kwargs):
         super().__init__(**kwargs)
         if pooling not in POOLING:
             raise ValueError(f"SentimentModel: pooling must be one of {POOLING}; got {pooling!r}.")
@@ -250,6 +275,7 @@ class SentimentModel(keras.Model):
         self.dropout_rate, self.spatial_dropout_rate = float(dropout), float(spatial_dropout)
         self.recurrent_dropout = float(recurrent_dropout)
         self.ngram_buckets, self.ngram_dim = int(ngram_buckets), int(ngram_dim)
+        self.ngram_scale = float(ngram_scale)
         if self.ngram_buckets and (self.ngram_buckets < 2 or len(vocabulary) > 46340):
             raise ValueError("SentimentModel: ngram_buckets must be 0 (off) or at least 2, with "
                              "a vocabulary of at most 46,340 tokens (int32 bigram hashing).")
@@ -316,7 +342,7 @@ class SentimentModel(keras.Model):
         h, has_tokens = self.features(inputs, training=training)
         h = self.dropout(h, training=training)
         if self.ngram_embedding is not None:
-            h = ops.concatenate([h, self.bigram_features(inputs)], axis=-1)
+            h = ops.concatenate([h, self.ngram_scale * self.bigram_features(inputs)], axis=-1)
         p = self.head(h)
         return ops.where(has_tokens, p, ops.full_like(p, 0.5))  # no tokens: no evidence
 
@@ -336,7 +362,7 @@ class SentimentModel(keras.Model):
                 "pooling": self.pooling, "dropout": self.dropout_rate,
                 "spatial_dropout": self.spatial_dropout_rate,
                 "recurrent_dropout": self.recurrent_dropout, "ngram_buckets": self.ngram_buckets,
-                "ngram_dim": self.ngram_dim}
+                "ngram_dim": self.ngram_dim, "ngram_scale": self.ngram_scale}
 
     @classmethod
     def from_config(cls, config):
@@ -551,35 +577,26 @@ class ImdbSentiment(ZooModel):
     def dataset(self, data, hparams, split, training=False):
         ids, labels = data.encoded(split, hparams)
         return _Batches(ids, labels, hparams["batch_size"], shuffle=training,
-                        seed=hparams.get("seed", 0))
+                        seed=hparams.get("seed", 0), bucket=hparams.get("bucket", 64))
 
     # ------------------------------------------------------ hyperparameters
     def search_space(self, hp, hparams, quick=False):
         """Variant, units, depth, bidirectionality, pooling, dropout, vocabulary size,
-        sequence length and learning rate."""
-        if quick:
-            return {
-                "variant": hp.Choice("variant", ["gru", "mgu2", "mingru"]),
-                "units": hp.Choice("units", [8, 16]),
-                "depth": hp.Choice("depth", [1]),
-                "bidirectional": hp.Boolean("bidirectional"),
-                "pooling": hp.Choice("pooling", list(POOLING)),
-                "dropout": hp.Float("dropout", 0.1, 0.5, step=0.2),
-                "vocab_size": hp.Choice("vocab_size", [1000, 2000]),
-                "sequence_length": hp.Choice("sequence_length", [64, 128]),
-                "learning_rate": hp.Float("learning_rate", 2e-3, 8e-3, sampling="log"),
-            }
-        return {
-            "variant": hp.Choice("variant", SEARCH_VARIANTS),
-            "units": hp.Choice("units", [32, 64, 96]),
-            "depth": hp.Choice("depth", [1, 2]),
-            "bidirectional": hp.Boolean("bidirectional", default=True),
-            "pooling": hp.Choice("pooling", list(POOLING)),
-            "dropout": hp.Float("dropout", 0.1, 0.5, step=0.1),
-            "vocab_size": hp.Choice("vocab_size", [8000, 12000, 16000]),
-            "sequence_length": hp.Choice("sequence_length", [256, 400, 512]),
-            "learning_rate": hp.Float("learning_rate", 1e-3, 4e-3, sampling="log"),
-        }
+        sequence length and learning rate (``"wide"`` adds embedding width and spatial
+        dropout): the ranges of :data:`SEARCH_SPACES` ``[hparams["search_space"]]``, or a
+        tiny space when ``quick``."""
+        space = SEARCH_SPACES["quick" if quick else hparams.get("search_space", "wide")]
+        values = {}
+        for name, choices in space.items():
+            if name == "bidirectional":
+                values[name] = hp.Boolean(name, default=True)
+            elif isinstance(choices, tuple):  # (low, high, step or "log")
+                low, high, how = choices
+                values[name] = (hp.Float(name, low, high, sampling="log") if how == "log"
+                                else hp.Float(name, low, high, step=how))
+            else:
+                values[name] = hp.Choice(name, choices)
+        return values
 
     def validate_hparams(self, hparams):
         super().validate_hparams(hparams)
@@ -596,6 +613,18 @@ class ImdbSentiment(ZooModel):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"imdb-sentiment: {key} must be a non-negative integer "
                                  f"(0 = every review); got {value!r}.")
+        if hparams.get("search_space", "wide") not in ("narrow", "wide"):
+            raise ValueError(f"imdb-sentiment: search_space must be 'narrow' or 'wide'; "
+                             f"got {hparams['search_space']!r}.")
+        scale = hparams.get("ngram_scale", 1.0)
+        if not (isinstance(scale, (int, float)) and not isinstance(scale, bool)
+                and math.isfinite(scale) and scale > 0):
+            raise ValueError(f"imdb-sentiment: ngram_scale must be a positive number (the "
+                             f"bigram branch's output is multiplied by it); got {scale!r}.")
+        bucket = hparams.get("bucket", 64)
+        if not isinstance(bucket, int) or isinstance(bucket, bool) or bucket < 1:
+            raise ValueError(f"imdb-sentiment: bucket must be a positive integer (batches are "
+                             f"cut to a multiple of it); got {bucket!r}.")
         if hparams["truncate"] not in TRUNCATE:
             raise ValueError(f"imdb-sentiment: truncate must be one of {TRUNCATE}; "
                              f"got {hparams['truncate']!r}.")
@@ -621,6 +650,7 @@ class ImdbSentiment(ZooModel):
             dropout=hparams["dropout"], spatial_dropout=hparams["spatial_dropout"],
             recurrent_dropout=hparams.get("recurrent_dropout", 0.0),
             ngram_buckets=hparams.get("ngram_buckets", 0), ngram_dim=hparams.get("ngram_dim", 1),
+            ngram_scale=hparams.get("ngram_scale", 1.0),
             name="imdb_sentiment")
         model.build((None, hparams["sequence_length"]))
         optimizer = keras.optimizers.Adam(hparams["learning_rate"],
@@ -631,7 +661,8 @@ class ImdbSentiment(ZooModel):
     def evaluate(self, model, data, hparams, split="test"):
         """Accuracy and log loss over every review of ``split`` (``examples`` counts them)."""
         ids, labels = data.encoded(split, hparams)
-        p = predict_ids(model, ids, batch_size=max(hparams["batch_size"], 256))
+        p = predict_ids(model, ids, batch_size=max(hparams["batch_size"], 256),
+                        bucket=hparams.get("bucket", 64))
         if len(p) != len(labels):
             raise RuntimeError("imdb-sentiment: not every review was evaluated.")
         eps = 1e-7

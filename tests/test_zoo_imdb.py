@@ -117,6 +117,27 @@ def test_length_buckets(recipe_module):
     assert p.shape == (140,) and np.all((p >= 0) & (p <= 1))
 
 
+def test_bigram_branch_hashes_bigrams_and_optional_unigrams(recipe_module):
+    vocab = ["", "[UNK]"] + [f"w{i}" for i in range(20)]
+    v, b = len(vocab), 64
+    ids = np.array([[2, 3, 4, 0, 0], [5, 0, 0, 0, 0], [0, 0, 0, 0, 0]], "int32")
+    for unigrams in (False, True):
+        model = recipe_module.SentimentModel(vocab, 16, units=4, embedding_dim=4, variant="gru",
+                                             ngram_buckets=b, ngram_scale=3.0,
+                                             ngram_unigrams=unigrams)
+        model.build((None, 16))
+        w = np.asarray(keras.ops.convert_to_numpy(model.ngram_embedding.embeddings))[:, 0]
+        codes = [2 * v + 3, 3 * v + 4] + ([2 * v, 3 * v, 4 * v] if unigrams else [])
+        got = np.asarray(keras.ops.convert_to_numpy(model.bigram_features(ids)))[:, 0]
+        np.testing.assert_allclose(got[0], w[[c % (b - 1) + 1 for c in codes]].mean(), rtol=1e-5)
+        # one token: no bigram (0 features) or its unigram; no tokens: 0
+        np.testing.assert_allclose(got[1], w[(5 * v) % (b - 1) + 1] if unigrams else 0.0,
+                                   rtol=1e-5, atol=1e-7)
+        assert got[2] == 0.0
+        again = recipe_module.SentimentModel.from_config(model.get_config())
+        assert again.ngram_unigrams is unigrams and again.ngram_scale == 3.0
+
+
 # ------------------------------------------------------------ hyperparameters
 def test_hparams_and_search_space(imdb):
     import keras_tuner
@@ -125,8 +146,10 @@ def test_hparams_and_search_space(imdb):
     assert defaults["variant"] in ("gru", "gru2", "mgu", "mgu2", "ligru", "mingru")
     for bad in ({"truncate": "middle"}, {"pooling": "sum"}, {"vocab_size": 2},
                 {"dropout": 1.5}, {"train_limit": -1}, {"bidirectional": "yes"},
-                {"variant": "lstm"}):
-        with pytest.raises(ValueError):
+                {"variant": "lstm"}, {"ngram_scale": 0}, {"ngram_scale": float("nan")},
+                {"refit": "yes"}, {"bucket": 0}, {"search_space": "huge"},
+                {"ngram_l2": -1.0}, {"ngram_unigrams": 1}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
             imdb.hparams(overrides=bad)
     with pytest.raises(ValueError, match="unknown hyperparameter"):
         imdb.hparams(overrides={"vocabulary": 5})
@@ -139,6 +162,16 @@ def test_hparams_and_search_space(imdb):
     imdb.validate_hparams(dict(imdb.hparams(quick=True),
                                **imdb.search_space(keras_tuner.HyperParameters(), defaults,
                                                    quick=True)))
+    # every space's draws are valid hyperparameters; "wide" widens "narrow"
+    spaces = sys.modules[type(imdb).__module__].SEARCH_SPACES
+    for name in ("narrow", "wide"):
+        hp = keras_tuner.HyperParameters()
+        values = imdb.search_space(hp, dict(defaults, search_space=name))
+        assert set(values) == set(spaces[name])
+        imdb.validate_hparams(dict(defaults, **values))
+    assert set(spaces["narrow"]) < set(spaces["wide"])
+    assert max(spaces["wide"]["units"]) > max(spaces["narrow"]["units"])
+    assert max(spaces["wide"]["sequence_length"]) > max(spaces["narrow"]["sequence_length"])
 
 
 # ------------------------------------------------------- training and presets
@@ -160,6 +193,36 @@ def test_quick_train_writes_preset(trained, imdb):
     train, _ = data.texts("train", 600)
     val, _ = data.texts("validation", 200)
     assert not set(train) & set(val)
+
+
+@needs_data
+def test_refit_trains_on_train_and_validation_and_keeps_the_last_epoch(trained, imdb, tmp_path,
+                                                                       monkeypatch):
+    _, data, hp = trained
+    hp = dict(hp, refit=True, epochs=2, ngram_buckets=64, ngram_scale=30.0)
+    with pytest.raises(ValueError, match="refit"):
+        imdb.tune(hp, data, tmp_path / "search", max_trials=1, quick=True, fixed={"refit": True})
+    last = {}
+
+    class LastEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            last["weights"] = [np.array(w) for w in self.model.get_weights()]
+            last["val_accuracy"] = logs["val_accuracy"]
+
+    monkeypatch.setattr(imdb, "extra_callbacks", lambda hparams: [LastEpoch()])
+    result = imdb.train(hp, data, tmp_path / "refit", quick=True, verbose=0, command="test")
+    meta = result.metadata
+    assert meta["refit"]["train_split"] == "train_full" and meta["refit"]["kept_epoch"] == 2
+    assert meta["preprocessing"]["splits"]["train_full"] == 600
+    # the vocabulary is counted over the reviews trained on (train + validation)
+    assert result.model.tokenizer.vocabulary == data.vocabulary(hp)
+    full, _ = data.texts("train_full", 600)
+    assert set(data.texts("validation", 200)[0]) & set(full)
+    # the last epoch's weights are kept, whatever the (no longer held-out) validation said
+    for kept, seen in zip(result.model.get_weights(), last["weights"]):
+        np.testing.assert_array_equal(np.asarray(kept), seen)
+    model = zoo.load("imdb-sentiment", preset=result.preset)
+    assert model.ngram_scale == 30.0 and model.get_config()["ngram_scale"] == 30.0
 
 
 @needs_data

@@ -496,6 +496,11 @@ class ZooModel:
                                            and time_limit > 0):
             raise ValueError(f"time_limit must be a positive number of seconds or None; "
                              f"got {time_limit!r}.")
+        if (fixed or {}).get("refit"):
+            raise ValueError("refit trains on the validation split too: it is for the final "
+                             "training (zoo train), not for a search that selects on it.")
+        if hparams.get("refit"):  # e.g. defaults that describe a refit preset: trials never are
+            hparams = dict(hparams, refit=False)
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         epochs = epochs or hparams["epochs"]
@@ -639,6 +644,12 @@ class ZooModel:
               verbose=1, command=None, profile=None):
         """Train, evaluate and write a preset; resumes an interrupted run in ``out``.
 
+        With ``hparams["refit"]`` true (recipes whose :meth:`dataset` knows the
+        ``"train_full"`` split: training + validation), the model is trained on both for
+        exactly ``epochs`` epochs (no early stopping) and the last epoch is kept: the
+        final fit after the configuration and the epoch count were chosen on validation.
+        Its validation metrics are then not held out (the metadata says so).
+
         ``out`` receives ``backup/`` (``keras.callbacks.BackupAndRestore``: the
         latest epoch's weights, optimizer state and epoch), ``checkpoints/best.weights.h5``
         (the best epoch on the validation objective), ``train_state.json`` (best value,
@@ -678,7 +689,9 @@ class ZooModel:
             model = self.build(hparams, data)
             if not model.built:
                 raise RuntimeError(f"{self.name}: build() must return a built model.")
-            state = _TrainState(out, self.objective, self.direction, hparams["patience"], hparams)
+            refit = bool(hparams.get("refit"))
+            state = _TrainState(out, self.objective, self.direction,
+                                0 if refit else hparams["patience"], hparams)
             resumed_from = _backup_epoch(out / "backup")
             if resumed_from:
                 print(f"Resuming from epoch {resumed_from} (backup in {out / 'backup'})", flush=True)
@@ -689,14 +702,15 @@ class ZooModel:
                          state,
                          keras.callbacks.CSVLogger(str(out / "train_log.csv"), append=True),
                          *self.extra_callbacks(hparams)]
-            train_data = self.dataset(data, hparams, "train", training=True)
+            train_data = self.dataset(data, hparams, "train_full" if refit else "train",
+                                      training=True)
             val_data = self.dataset(data, hparams, "validation")
             if devices:  # every batch must split evenly over the devices
                 train_data = _divisible(train_data, len(devices), hparams["batch_size"])
                 val_data = _divisible(val_data, len(devices), hparams["batch_size"])
             model.fit(train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks,
                       verbose=verbose)
-            if state.best is not None and state.best_path.is_file():
+            if state.best is not None and state.best_path.is_file() and not refit:
                 model.load_weights(str(state.best_path))
             if devices:
                 print(f"Variables replicated on {_variable_devices(model)} devices", flush=True)
@@ -737,6 +751,10 @@ class ZooModel:
                           "best": state.best, "best_epoch": state.best_epoch},
             "preprocessing": self.preprocessing(data, hparams),
             "data": {"files": files},
+            "refit": ({"train_split": "train_full", "kept_epoch": state.epochs_done,
+                       "note": "trained on the training and validation splits together: the "
+                               "validation metrics are not held out"}
+                      if hparams.get("refit") else None),
             "training": {"time_s": round(state.time_s, 2), "epochs_run": state.epochs_done,
                          "seed": seed, "command": command or "",
                          "runs": state.runs, "data_parallel_devices": devices or None},

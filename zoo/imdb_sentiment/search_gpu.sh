@@ -8,9 +8,10 @@
 #   zoo/imdb_sentiment/search_gpu.sh OUT [WORKERS [TIME_LIMIT [MAX_TRIALS]]] [-- EXTRA TUNE ARGS]
 #   e.g. zoo/imdb_sentiment/search_gpu.sh runs/imdb-wide 8 180 60
 #
-# Logs: OUT/logs/{chief,tunerN}.log. The variant comparison afterwards (any machine, it
-# needs the trials' checkpoints): grukit zoo tune imdb-sentiment --max-trials <trials run>
-#   --epochs 3 --set bucket=128 --set patience=1 --compare variant --out OUT
+# Logs: OUT/logs/{chief,tunerN}.log. The tables and the variant comparison afterwards, on
+# any machine that has OUT (the comparison needs the variants' best checkpoints), even if
+# the search was stopped: grukit zoo tune imdb-sentiment --profile search --max-trials MAX_TRIALS --epochs 3
+#   --set bucket=128 --set patience=1 --report --compare variant --out OUT
 set -uo pipefail
 out=${1:?usage: $0 OUT [WORKERS [TIME_LIMIT [MAX_TRIALS]]] [-- EXTRA TUNE ARGS]}
 shift
@@ -25,7 +26,7 @@ done
 export KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 export KERASTUNER_ORACLE_IP=127.0.0.1 KERASTUNER_ORACLE_PORT=${KERASTUNER_ORACLE_PORT:-8765}
 mkdir -p "$out/logs"
-cmd=(python3 -m grukit --backend jax zoo tune imdb-sentiment --max-trials "$max" --epochs 3
+cmd=(python3 -m grukit --backend jax zoo tune imdb-sentiment --profile search --max-trials "$max" --epochs 3
      --set bucket=128 --set patience=1 --time-limit "$limit" --out "$out" "$@")
 echo "chief + $workers workers: ${cmd[*]}"
 KERASTUNER_TUNER_ID=chief "${cmd[@]}" > "$out/logs/chief.log" 2>&1 &

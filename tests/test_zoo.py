@@ -215,6 +215,8 @@ def test_cli_list(capsys):
     (["zoo", "export", "ett-forecasting"], r"--out DIR is required"),
     (["zoo", "tune", "ett-forecasting", "--quick", "--max-trials", "0"],
      r"--max-trials must be a positive integer"),
+    (["zoo", "tune", "ett-forecasting", "--quick", "--time-limit", "-3"],
+     r"--time-limit must be a positive number of seconds"),
 ])
 def test_cli_bad_input_is_named(argv, match, capsys, monkeypatch):
     monkeypatch.setenv("GRUKIT_DATA_DIR", "/nonexistent/data")

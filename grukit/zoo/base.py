@@ -462,16 +462,17 @@ class ZooModel:
             max_trials: number of trials (Hyperband: a cap on them).
             epochs: epochs per trial (Hyperband: ``max_epochs``); default ``hparams["epochs"]``.
             fixed: ``{key: value}`` held fixed during the search (``--set``).
-            time_limit: seconds; no trial starts after this much time in this call
-                (running trials finish; the search then ends as if ``max_trials`` had been
+            time_limit: seconds; no new trial starts after this much time in this call
+                (running trials finish, and so does a trial that keras-tuner retries after
+                an interruption; the search then ends as if ``max_trials`` had been
                 reached, and re-running resumes it towards ``max_trials``). In a distributed
                 search the chief's limit counts. ``None``: no limit.
             compare: a searched hyperparameter (e.g. ``"variant"``): after the search, the
                 best completed trial of each of its values is scored with :meth:`evaluate`
                 on the validation and test splits, using that trial's own model (the
                 checkpoint keras-tuner kept of its best epoch, nothing retrained), and
-                written to ``OUT/compare_<name>.csv`` / ``.md``. Selection stays on the
-                validation objective; the test column is a report.
+                written to ``OUT/compare_<name>.csv`` / ``.md`` / ``.json``. Selection stays
+                on the validation objective; the test column is a report.
             report_only: run no trial: write the tables (and ``compare``) from the search
                 state as it is, e.g. after a search was stopped. Trials that were running
                 when it stopped are listed with status ``RUNNING`` and no score.

@@ -6,6 +6,8 @@ Examples::
     grukit zoo train ett-forecasting --quick --out runs/ett            # preset in runs/ett/preset
     grukit --backend jax zoo train ett-forecasting --horizon 192 --variant mgu2 --set units=256
     grukit zoo tune ett-forecasting --tuner bayesian --max-trials 20 --out runs/ett-tune
+    grukit zoo tune ett-forecasting --max-trials 40 --time-limit 3600 --out runs/ett-tune
+    grukit zoo tune ett-forecasting --max-trials 40 --report --compare variant --out runs/ett-tune
     grukit zoo evaluate ett-forecasting --preset runs/ett --split test
     grukit zoo export ett-forecasting --out exports/ett                # TF SavedModel
     grukit zoo predict ett-forecasting --index 0                       # or --input window.csv
@@ -211,14 +213,14 @@ def _tune(recipe, opts, command):
     hparams = recipe.hparams(quick=opts.quick, overrides=overrides, profile=opts.profile)
     if opts.max_trials < 1:
         raise ValueError(f"--max-trials must be a positive integer; got {opts.max_trials}.")
+    if opts.time_limit is not None and not opts.time_limit > 0:
+        raise ValueError(f"--time-limit must be a positive number of seconds; "
+                         f"got {opts.time_limit}.")
     if opts.epochs is not None and opts.epochs < 1:
         raise ValueError(f"--epochs must be a positive integer; got {opts.epochs}.")
     data = recipe.load_data(data_dir=opts.data_dir, **data_options)
     out = opts.out or os.path.join("runs", f"{recipe.name}-tune")
     _header(recipe, f"Tuning ({opts.tuner}, {opts.max_trials} trials)")
-    if opts.time_limit is not None and not opts.time_limit > 0:
-        raise ValueError(f"--time-limit must be a positive number of seconds; "
-                         f"got {opts.time_limit}.")
     rows = recipe.tune(hparams, data, out, tuner=opts.tuner, max_trials=opts.max_trials,
                        epochs=opts.epochs, seed=opts.seed, quick=opts.quick, fixed=fixed,
                        time_limit=opts.time_limit, compare=opts.compare,

@@ -591,13 +591,7 @@ class ZooModel:
         lines = [[str(t[key]), t["trial"], str(t["params"]), f"{t[self.objective]:.5f}",
                   *[f"{t['scores'][split][m]:.5f}" for split in ("validation", "test")
                     for m in metrics]] for t in table]
-        with open(out / f"compare_{key}.csv", "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            writer.writerows(lines)
-        md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        md += ["| " + " | ".join(line) + " |" for line in lines]
-        (out / f"compare_{key}.md").write_text("\n".join(md) + "\n")
+        _write_table(out / f"compare_{key}", header, lines)
         _atomic_write_json(out / f"compare_{key}.json", table)
         return table
 
@@ -632,13 +626,7 @@ class ZooModel:
         table = [[r["trial"], r["status"], *[cell(r["hparams"].get(k), ".4g") for k in keys],
                   cell(None if r["params"] is None else int(r["params"]), ""),
                   cell(r[self.objective], ".5f"), cell(r["time_s"], ".1f")] for r in rows]
-        with open(out / "trials.csv", "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            writer.writerows(table)
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(row) + " |" for row in table]
-        (out / "trials.md").write_text("\n".join(lines) + "\n")
+        _write_table(out / "trials", header, table)
 
     # ============================================================ training
     def train(self, hparams, data, out, epochs=None, seed=0, data_parallel=None, quick=False,
@@ -1092,6 +1080,17 @@ def _fast_chief(tuner_cls):
 
     _Tuner.__name__ = _Tuner.__qualname__ = f"Zoo{tuner_cls.__name__}"
     return _Tuner
+
+
+def _write_table(stem, header, rows):
+    """``rows`` (lists of strings) under ``header`` as ``STEM.csv`` and ``STEM.md``."""
+    with open(f"{stem}.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    Path(f"{stem}.md").write_text("\n".join(lines) + "\n")
 
 
 def _stop_starting_after(oracle, deadline):

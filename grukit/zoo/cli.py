@@ -102,7 +102,7 @@ def common_options(p, command):
         p.add_argument("--compare", metavar="HPARAM",
                        help="after the search, score the best trial of each value of this "
                             "searched hyperparameter (e.g. variant) on validation and test "
-                            "with its own checkpoint: OUT/compare_HPARAM.csv/.md")
+                            "with its own checkpoint: OUT/compare_HPARAM.csv/.md/.json")
         p.add_argument("--report", action="store_true", default=None,
                        help="run no trial: write the tables (and --compare) from the search "
                             "state in --out as it is (e.g. after the search was stopped)")

@@ -70,8 +70,8 @@ PAD, OOV = "", "[UNK]"
 SEARCH_VARIANTS = ["gru", "gru2", "mgu", "mgu2", "ligru", "mingru"]
 #: What ``grukit zoo tune imdb-sentiment`` varies, per ``hparams["search_space"]``: a list is
 #: a choice, ``(low, high, step)`` a float grid, ``(low, high, "log")`` a log-uniform float,
-#: ``"bidirectional"`` a boolean (default true). "narrow" is the first search (model card,
-#: "Earlier search"); "wide" (the default) adds larger layers, embeddings and sequences.
+#: ``"bidirectional"`` a boolean (default true). "narrow" is the model card's Search 1,
+#: "wide" (the default) its Search 2: larger layers, embeddings and sequences.
 SEARCH_SPACES = {
     "quick": {
         "variant": ["gru", "mgu2", "mingru"], "units": [8, 16], "depth": [1],
@@ -640,16 +640,15 @@ class ImdbSentiment(ZooModel):
         if hparams.get("search_space", "wide") not in ("narrow", "wide"):
             raise ValueError(f"imdb-sentiment: search_space must be 'narrow' or 'wide'; "
                              f"got {hparams['search_space']!r}.")
-        scale = hparams.get("ngram_scale", 1.0)
-        if not (isinstance(scale, (int, float)) and not isinstance(scale, bool)
-                and math.isfinite(scale) and scale > 0):
-            raise ValueError(f"imdb-sentiment: ngram_scale must be a positive number (the "
-                             f"bigram branch's output is multiplied by it); got {scale!r}.")
-        l2 = hparams.get("ngram_l2", 0.0)
-        if not (isinstance(l2, (int, float)) and not isinstance(l2, bool)
-                and math.isfinite(l2) and l2 >= 0):
-            raise ValueError(f"imdb-sentiment: ngram_l2 must be a non-negative number (the L2 "
-                             f"penalty on the bigram embeddings); got {l2!r}.")
+        for key, default, positive, what in (
+                ("ngram_scale", 1.0, True, "the bigram branch's output is multiplied by it"),
+                ("ngram_l2", 0.0, False, "the L2 penalty on the bigram embeddings")):
+            value = hparams.get(key, default)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value) and (value > 0 if positive else value >= 0)):
+                raise ValueError(f"imdb-sentiment: {key} must be a "
+                                 f"{'positive' if positive else 'non-negative'} number ({what}); "
+                                 f"got {value!r}.")
         bucket = hparams.get("bucket", 64)
         if not isinstance(bucket, int) or isinstance(bucket, bool) or bucket < 1:
             raise ValueError(f"imdb-sentiment: bucket must be a positive integer (batches are "
@@ -660,15 +659,10 @@ class ImdbSentiment(ZooModel):
         if hparams["pooling"] not in POOLING:
             raise ValueError(f"imdb-sentiment: pooling must be one of {POOLING}; "
                              f"got {hparams['pooling']!r}.")
-        if not isinstance(hparams.get("ngram_unigrams", False), bool):
-            raise ValueError(f"imdb-sentiment: ngram_unigrams must be true or false; "
-                             f"got {hparams['ngram_unigrams']!r}.")
-        if not isinstance(hparams.get("refit", False), bool):
-            raise ValueError(f"imdb-sentiment: refit must be true or false; "
-                             f"got {hparams['refit']!r}.")
-        if not isinstance(hparams["bidirectional"], bool):
-            raise ValueError(f"imdb-sentiment: bidirectional must be true or false; "
-                             f"got {hparams['bidirectional']!r}.")
+        for key in ("bidirectional", "refit", "ngram_unigrams"):
+            if not isinstance(hparams.get(key, False), bool):
+                raise ValueError(f"imdb-sentiment: {key} must be true or false; "
+                                 f"got {hparams[key]!r}.")
         for key in ("dropout", "spatial_dropout", "recurrent_dropout"):
             value = hparams.get(key, 0.0)
             if not (isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -138,6 +138,76 @@ def test_bigram_branch_hashes_bigrams_and_optional_unigrams(recipe_module):
         assert again.ngram_unigrams is unigrams and again.ngram_scale == 3.0
 
 
+def test_nb_branch_is_a_normalised_linear_model_over_distinct_ngrams(recipe_module):
+    vocab = ["", "[UNK]"] + [f"w{i}" for i in range(20)]
+    v, b = len(vocab), 97  # no two of the n-grams below share a bucket
+    # review 0 repeats the bigram (2, 3): presence, not counts
+    ids = np.array([[2, 3, 2, 3, 4, 0], [5, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], "int32")
+    labels = np.array([1, 0, 1])
+    for unigrams in (False, True):
+        model = recipe_module.SentimentModel(vocab, 16, units=4, embedding_dim=4, variant="gru",
+                                             ngram_buckets=b, ngram_scale=3.0,
+                                             ngram_unigrams=unigrams, ngram_weighting="nb")
+        model.build((None, 16))
+        buckets = recipe_module.ngram_bucket_ids(ids, v, b, unigrams)
+        codes = [2 * v + 3, 3 * v + 2, 3 * v + 4] + ([2 * v, 3 * v, 4 * v] if unigrams else [])
+        assert sorted(buckets[0]) == sorted({c % (b - 1) + 1 for c in codes})
+        assert list(buckets[1]) == ([(5 * v) % (b - 1) + 1] if unigrams else [])
+        r = recipe_module.nb_ratios(ids, labels, v, b, unigrams)
+        assert r.shape == (b,) and r[0] == 0.0
+        # positive-only buckets get the positive ratio, unseen ones the class-balance term
+        unseen = np.setdiff1d(np.arange(1, b), np.concatenate(buckets))
+        np.testing.assert_allclose(r[unseen], r[unseen[0]])
+        assert np.all(r[buckets[0]] > r[unseen[0]])
+        rng = np.random.default_rng(0)
+        w = rng.normal(size=(b, 1)).astype("float32")
+        model.ngram_embedding.embeddings.assign(w)
+        model.ngram_ratio.assign(r)
+        got = np.asarray(keras.ops.convert_to_numpy(model.ngram_logit(ids)))[:, 0]
+        for row, z in zip(buckets, got):
+            x = r[row] / max(np.sqrt(np.sum(r[row] ** 2)), 1e-6)
+            np.testing.assert_allclose(z, 3.0 * np.sum(x * w[row, 0]), rtol=1e-5, atol=1e-6)
+        assert got[2] == 0.0
+        again = recipe_module.SentimentModel.from_config(model.get_config())
+        assert again.ngram_weighting == "nb"
+    with pytest.raises(ValueError, match="ngram_weighting"):
+        recipe_module.SentimentModel(vocab, 16, ngram_buckets=b, ngram_weighting="tfidf")
+    with pytest.raises(ValueError, match="ngram_dim must be 1"):
+        recipe_module.SentimentModel(vocab, 16, ngram_buckets=b, ngram_dim=2,
+                                     ngram_weighting="nb")
+
+
+def test_nb_model_members_train_on_their_own_losses(recipe_module):
+    vocab = ["", "[UNK]"] + [f"w{i}" for i in range(20)]
+    ids = np.array([[2, 3, 4, 0], [5, 6, 0, 0], [0, 0, 0, 0]], "int32")
+    y = np.array([1.0, 0.0, 1.0], "float32")
+    model = recipe_module.SentimentModel(vocab, 16, units=4, embedding_dim=4, variant="gru",
+                                         dropout=0.0, spatial_dropout=0.0, ngram_buckets=97,
+                                         ngram_weighting="nb")
+    model.build((None, 16))
+    model.ngram_ratio.assign(np.linspace(-1, 1, 97).astype("float32"))
+    model.ngram_embedding.embeddings.assign(np.full((97, 1), 0.5, "float32"))
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    members = np.asarray(keras.ops.convert_to_numpy(model(ids, training=True)))
+    served = np.asarray(keras.ops.convert_to_numpy(model(ids)))
+    assert members.shape == (3, 3) and served.shape == (3, 1)
+    np.testing.assert_allclose(served[:, 0], members[:, 0], rtol=1e-5)
+    logit = lambda p: np.log(p) - np.log1p(-p)
+    np.testing.assert_allclose(logit(members[:2, 0]), logit(members[:2, 1]) + logit(members[:2, 2]),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(members[2], [0.5, 0.5, 0.5])  # no tokens: no evidence
+    bce = lambda p: -(y * np.log(p) + (1 - y) * np.log1p(-p))
+    loss = float(keras.ops.convert_to_numpy(model.compute_loss(ids, y, members)))
+    assert loss == pytest.approx(np.mean([bce(members[:, 1]), bce(members[:, 2])]), rel=1e-4)
+    # not the blend's loss
+    assert abs(loss - float(np.mean(bce(members[:, 0])))) > 1e-3
+    # evaluation (training=False): the blend's loss
+    assert float(keras.ops.convert_to_numpy(model.compute_loss(ids, y, served, training=False))) \
+        == pytest.approx(float(np.mean(bce(served[:, 0]))), rel=1e-4)
+    np.testing.assert_allclose(recipe_module.predict_ids(model, ids, members=True), members,
+                               rtol=1e-5)
+
+
 # ------------------------------------------------------------ hyperparameters
 def test_hparams_and_search_space(imdb):
     import keras_tuner
@@ -148,7 +218,7 @@ def test_hparams_and_search_space(imdb):
                 {"dropout": 1.5}, {"train_limit": -1}, {"bidirectional": "yes"},
                 {"variant": "lstm"}, {"ngram_scale": 0}, {"ngram_scale": float("nan")},
                 {"refit": "yes"}, {"bucket": 0}, {"search_space": "huge"},
-                {"ngram_l2": -1.0}, {"ngram_unigrams": 1}):
+                {"ngram_l2": -1.0}, {"ngram_unigrams": 1}, {"ngram_weighting": "tfidf"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             imdb.hparams(overrides=bad)
     with pytest.raises(ValueError, match="unknown hyperparameter"):
@@ -199,7 +269,8 @@ def test_quick_train_writes_preset(trained, imdb):
 def test_refit_trains_on_train_and_validation_and_keeps_the_last_epoch(trained, imdb, tmp_path,
                                                                        monkeypatch):
     _, data, hp = trained
-    hp = dict(hp, refit=True, epochs=2, ngram_buckets=64, ngram_scale=30.0)
+    hp = dict(hp, refit=True, epochs=2, ngram_buckets=64, ngram_scale=30.0,
+              ngram_weighting="nb", ngram_unigrams=True)
     with pytest.raises(ValueError, match="refit"):
         imdb.tune(hp, data, tmp_path / "search", max_trials=1, quick=True, fixed={"refit": True})
     last = {}
@@ -223,6 +294,15 @@ def test_refit_trains_on_train_and_validation_and_keeps_the_last_epoch(trained, 
         np.testing.assert_array_equal(np.asarray(kept), seen)
     model = zoo.load("imdb-sentiment", preset=result.preset)
     assert model.ngram_scale == 30.0 and model.get_config()["ngram_scale"] == 30.0
+    # the "nb" members: ratios counted over the reviews trained on, kept by the preset,
+    # each member's accuracy reported beside the model's
+    ids, labels = data.encoded("train_full", hp)
+    ratios = sys.modules[type(imdb).__module__].nb_ratios(ids, labels, len(data.vocabulary(hp)),
+                                                          64, unigrams=True)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.ngram_ratio), ratios, rtol=1e-6)
+    assert np.any(ratios != 0)
+    for split in ("validation", "test"):
+        assert {"recurrent_accuracy", "ngram_accuracy"} <= set(meta["metrics"][split])
 
 
 @needs_data

@@ -240,10 +240,11 @@ def _evaluate(recipe, opts, command):
     metrics, metadata = recipe.evaluate_preset(opts.preset, split=opts.split,
                                                data_dir=opts.data_dir, **data_options)
     recorded = metadata.get("metrics", {}).get(opts.split, {})
-    print(f"{'metric':>10} {'measured':>12} {'in preset':>12}")
+    width = max([10] + [len(key) for key in metrics])
+    print(f"{'metric':>{width}} {'measured':>12} {'in preset':>12}")
     for key, value in metrics.items():
         ref = recorded.get(key)
-        print(f"{key:>10} {value:>12.6g} {'' if ref is None else format(ref, '.6g'):>12}")
+        print(f"{key:>{width}} {value:>12.6g} {'' if ref is None else format(ref, '.6g'):>12}")
     return 0
 
 

@@ -16,16 +16,26 @@ The model (:class:`SentimentModel`), for a batch of raw review strings:
 3. ``depth`` grukit recurrent layers (``variant``, ``units``), bidirectional or
    not, over the valid (unpadded) tokens;
 4. pooling over the valid steps: ``"max"``, ``"mean"`` or both (``"maxmean"``);
-5. ``Dropout``, then optionally (``ngram_buckets > 0``) a bag of hashed token
-   bigrams beside it: bigram ``(a, b)`` -> bucket ``(a V + b) mod (B - 1) + 1``,
-   (with ``ngram_unigrams`` the tokens too), ``Embedding(B, ngram_dim)``, mean
-   over the review's bigrams, times
-   ``ngram_scale`` (under Adam, a scale ``s`` makes this branch learn about ``s``
-   times faster than the same weights unscaled: without it the branch barely
-   moves in the few epochs the recurrent part needs);
-6. ``Dense(1, sigmoid)`` on the concatenation: the probability of a positive review.
-   A review with no tokens at all (empty, whitespace, punctuation only) gets
-   exactly 0.5, "no evidence", on every path.
+5. ``Dropout``, then ``Dense(1)``: the recurrent logit;
+6. optionally (``ngram_buckets > 0``) a bag of hashed token n-grams beside it: bigram
+   ``(a, b)`` -> bucket ``(a V + b) mod (B - 1) + 1`` (with ``ngram_unigrams`` the
+   tokens too), weighted by ``ngram_weighting``:
+
+   - ``"nb"`` (the preset): a second member, an NBSVM-style linear model (Wang &
+     Manning 2012) over the *set* of the review's buckets, each weighted by its
+     naive-Bayes log-count ratio over the training reviews, L2-normalised
+     (:meth:`SentimentModel.ngram_logit`). The model's logit is
+     ``recurrent_weight * z_rnn + z_ngram``; the two members train on their own
+     losses (:meth:`SentimentModel.compute_loss`), so each is a classifier alone;
+   - ``"mean"``: ``Embedding(B, ngram_dim)`` averaged over the review's bigrams,
+     times ``ngram_scale``, concatenated to the pooled features before ``Dense(1)``
+     (trained jointly);
+
+   ``ngram_scale`` multiplies the branch's output: under Adam, a scale ``s`` makes
+   it learn about ``s`` times faster than the same weights unscaled (without it the
+   branch barely moves in the few epochs the recurrent part needs);
+7. the sigmoid: the probability of a positive review. A review with no tokens at all
+   (empty, whitespace, punctuation only) gets exactly 0.5, "no evidence", on every path.
 
 The tokenizer has two implementations with the same results: pure Python
 (:meth:`ReviewTokenizer.encode`, used for training, evaluation and
@@ -66,6 +76,7 @@ from grukit.zoo import ZooModel
 TOKENIZER = "grukit-imdb-tokenizer/1"
 TRUNCATE = ("pre", "post", "both")
 POOLING = ("max", "mean", "maxmean")
+NGRAM_WEIGHTING = ("mean", "nb")
 PAD, OOV = "", "[UNK]"
 SEARCH_VARIANTS = ["gru", "gru2", "mgu", "mgu2", "ligru", "mingru"]
 #: What ``grukit zoo tune imdb-sentiment`` varies, per ``hparams["search_space"]``: a list is
@@ -264,6 +275,15 @@ class SentimentModel(keras.Model):
     padding, any ``time``) -> ``float32 [batch, 1]`` probability of a positive
     review. On the TensorFlow backend a ``tf.string [batch]`` tensor of raw
     reviews works too. :meth:`predict_texts` takes raw strings on every backend.
+    With ``ngram_weighting="nb"`` (two members) a call with ``training=True`` returns
+    ``[batch, 3]``: the model's probability and each member's (for :meth:`compute_loss`;
+    :meth:`member_probabilities` gives them at inference).
+
+    Args (beyond the module docstring's): ``ngram_buckets`` (0: no n-gram branch),
+    ``ngram_dim`` (``"mean"`` only), ``ngram_scale``, ``ngram_l2`` (L2 penalty on the
+    stored n-gram weights), ``ngram_unigrams``, ``ngram_weighting`` (``"mean"`` or
+    ``"nb"``), ``recurrent_weight`` (``"nb"``: the recurrent member's weight in the sum
+    of logits).
 
     Example:
         >>> m = SentimentModel(["", "[UNK]", "good", "bad"], 16, units=8, embedding_dim=8)
@@ -274,7 +294,8 @@ class SentimentModel(keras.Model):
     def __init__(self, vocabulary, sequence_length, truncate="both", embedding_dim=64,
                  variant="gru", units=64, depth=1, bidirectional=True, pooling="maxmean",
                  dropout=0.3, spatial_dropout=0.2, recurrent_dropout=0.0, ngram_buckets=0,
-                 ngram_dim=1, ngram_scale=1.0, ngram_l2=0.0, ngram_unigrams=False, **kwargs):
+                 ngram_dim=1, ngram_scale=1.0, ngram_l2=0.0, ngram_unigrams=False,
+                 ngram_weighting="mean", recurrent_weight=1.0, **kwargs):
         super().__init__(**kwargs)
         if pooling not in POOLING:
             raise ValueError(f"SentimentModel: pooling must be one of {POOLING}; got {pooling!r}.")
@@ -286,6 +307,18 @@ class SentimentModel(keras.Model):
         self.ngram_buckets, self.ngram_dim = int(ngram_buckets), int(ngram_dim)
         self.ngram_scale, self.ngram_l2 = float(ngram_scale), float(ngram_l2)
         self.ngram_unigrams = bool(ngram_unigrams)
+        if ngram_weighting not in NGRAM_WEIGHTING:
+            raise ValueError(f"SentimentModel: ngram_weighting must be one of {NGRAM_WEIGHTING}; "
+                             f"got {ngram_weighting!r}.")
+        self.ngram_weighting = ngram_weighting
+        if not (isinstance(recurrent_weight, (int, float)) and math.isfinite(recurrent_weight)
+                and recurrent_weight > 0):
+            raise ValueError(f"SentimentModel: recurrent_weight must be a positive number; "
+                             f"got {recurrent_weight!r}.")
+        self.recurrent_weight = float(recurrent_weight)
+        if ngram_weighting == "nb" and self.ngram_dim != 1:
+            raise ValueError("SentimentModel: ngram_weighting='nb' is a linear model (one "
+                             f"weight per bucket): ngram_dim must be 1; got {ngram_dim}.")
         if self.ngram_buckets and (self.ngram_buckets < 2 or len(vocabulary) > 46340):
             raise ValueError("SentimentModel: ngram_buckets must be 0 (off) or at least 2, with "
                              "a vocabulary of at most 46,340 tokens (int32 bigram hashing).")
@@ -303,7 +336,7 @@ class SentimentModel(keras.Model):
                 rnn = keras.layers.Bidirectional(rnn, name=f"birnn_{i}")
             self.rnns.append(rnn)
         self.dropout = keras.layers.Dropout(dropout)
-        self.head = keras.layers.Dense(1, activation="sigmoid", name="head")
+        self.head = keras.layers.Dense(1, name="head")  # a logit; sigmoid in call
 
     def build(self, input_shape=None):
         d = self.embedding_dim
@@ -314,15 +347,23 @@ class SentimentModel(keras.Model):
         features = d * (2 if self.pooling == "maxmean" else 1)
         if self.ngram_embedding is not None:
             self.ngram_embedding.build((None, None))
-            features += self.ngram_dim
+            if self.ngram_weighting == "nb":
+                self.ngram_ratio = self.add_weight(
+                    shape=(self.ngram_buckets,), initializer="zeros", trainable=False,
+                    name="ngram_ratio")
+                self.ngram_bias = self.add_weight(shape=(1,), initializer="zeros",
+                                                  name="ngram_bias")
+            else:
+                features += self.ngram_dim
         self.head.build((None, features))
         self.built = True
 
-    def bigram_features(self, ids):
-        """Mean embedding of the review's hashed bigrams (fastText-style bag of bigrams):
-        bigram ``(a, b)`` of token ids -> bucket ``(a * V + b) mod (B - 1) + 1``; with
+    def ngram_buckets_of(self, ids):
+        """``int32 [batch, n]`` hashed n-gram buckets of token ids (0: none) and their
+        validity mask: bigram ``(a, b)`` -> bucket ``(a * V + b) mod (B - 1) + 1``; with
         ``ngram_unigrams`` also every token ``a``, as the code ``a * V`` (the bigram code of
-        ``(a, padding)``, which no real bigram has)."""
+        ``(a, padding)``, which no real bigram has). :func:`ngram_bucket_ids` is the same
+        in NumPy."""
         ids = ops.cast(ids, "int32")
         a, b = ids[:, :-1], ids[:, 1:]
         valid = ops.logical_and(ops.not_equal(a, 0), ops.not_equal(b, 0))
@@ -332,10 +373,36 @@ class SentimentModel(keras.Model):
             codes = ops.concatenate([codes, ids * v], axis=1)
             valid = ops.concatenate([valid, ops.not_equal(ids, 0)], axis=1)
         buckets = ops.mod(codes, self.ngram_buckets - 1) + 1
-        buckets = ops.where(valid, buckets, ops.zeros_like(buckets))
+        return ops.where(valid, buckets, ops.zeros_like(buckets)), valid
+
+    def bigram_features(self, ids):
+        """``ngram_weighting="mean"``: the mean embedding of the review's hashed n-grams
+        (fastText-style bag of bigrams, :meth:`ngram_buckets_of`)."""
+        buckets, valid = self.ngram_buckets_of(ids)
         e = self.ngram_embedding(buckets)
         m = ops.expand_dims(ops.cast(valid, e.dtype), -1)
         return ops.sum(e * m, axis=1) / ops.maximum(ops.sum(m, axis=1), 1.0)
+
+    def ngram_logit(self, ids):
+        """``ngram_weighting="nb"``: the logit ``[batch, 1]`` of an NB-weighted linear model
+        over the set of the review's hashed n-grams (NBSVM-style, Wang & Manning 2012)::
+
+            x_b = r_b / sqrt(sum_{b' in review} r_b'^2)   for each distinct bucket b in the review
+            z   = ngram_scale * sum_b x_b w_b
+
+        ``r`` (``ngram_ratio``, not trained) is the naive-Bayes log-count ratio of each
+        bucket over the training reviews (:func:`nb_ratios`, set by the recipe before
+        training), ``w`` the trained weights (``bigram_embedding``). Presence, not counts:
+        a bucket seen twice in a review counts once."""
+        buckets, _ = self.ngram_buckets_of(ids)
+        s = ops.sort(buckets, axis=1)
+        previous = ops.concatenate([ops.zeros_like(s[:, :1]), s[:, :-1]], axis=1)
+        first = ops.logical_and(ops.not_equal(s, previous), ops.not_equal(s, 0))
+        r = ops.take(self.ngram_ratio, s) * ops.cast(first, self.ngram_ratio.dtype)
+        w = ops.squeeze(self.ngram_embedding(s), -1)
+        norm = ops.sqrt(ops.sum(r * r, axis=1, keepdims=True))
+        z = ops.sum(r * w, axis=1, keepdims=True) / ops.maximum(norm, 1e-6)
+        return self.ngram_scale * z + self.ngram_bias
 
     def features(self, ids, training=False):
         """Pooled recurrent features ``[batch, k]`` and the token mask ``[batch, time]``."""
@@ -356,15 +423,56 @@ class SentimentModel(keras.Model):
     def call(self, inputs, training=False):
         if getattr(inputs, "dtype", None) is not None and "string" in str(inputs.dtype):
             inputs = self.tokenizer(inputs)
+        if self.ngram_embedding is not None and self.ngram_weighting == "nb":
+            p = self.member_probabilities(inputs, training=training)
+            return p if training else p[:, :1]  # training: the members too, for the loss
         h, has_tokens = self.features(inputs, training=training)
         h = self.dropout(h, training=training)
         if self.ngram_embedding is not None:
             h = ops.concatenate([h, self.ngram_scale * self.bigram_features(inputs)], axis=-1)
-        p = self.head(h)
+        p = ops.sigmoid(self.head(h))
         return ops.where(has_tokens, p, ops.full_like(p, 0.5))  # no tokens: no evidence
+
+    def member_probabilities(self, ids, training=False):
+        """``ngram_weighting="nb"``: ``float32 [batch, 3]``, P(positive) of the model, of the
+        recurrent member alone and of the n-gram member alone::
+
+            z_rnn = head(dropout(pooled recurrent features))     (the recurrent member's logit)
+            z_ngram = ngram_logit(ids)                           (the n-gram member's logit)
+            P = sigmoid(recurrent_weight * z_rnn + z_ngram)      (the model's output)
+
+        The members train on their own losses (:meth:`compute_loss`), each a classifier by
+        itself, so ``recurrent_weight`` does not change training: it only weighs the two at
+        prediction (chosen on validation, ``zoo/imdb_sentiment/blend_scan.py``)."""
+        if self.ngram_embedding is None or self.ngram_weighting != "nb":
+            raise ValueError("SentimentModel: member_probabilities needs ngram_weighting='nb' "
+                             "and ngram_buckets > 0 (a model of two members).")
+        h, has_tokens = self.features(ids, training=training)
+        z_rnn = self.head(self.dropout(h, training=training))
+        z_ngram = self.ngram_logit(ids)
+        z = self.recurrent_weight * z_rnn + z_ngram
+        p = ops.sigmoid(ops.concatenate([z, z_rnn, z_ngram], axis=-1))
+        return ops.where(has_tokens, p, ops.full_like(p, 0.5))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 1)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss; while an ``"nb"`` model trains (``y_pred [batch, 3]``), the
+        mean of its two members' losses, each member scored on its own predictions (as if
+        trained alone), not the blend's."""
+        if y_pred is not None and y_pred.shape[-1] == 3:
+            y = ops.concatenate([ops.reshape(y, (-1, 1))] * 2, axis=0)
+            y_pred = ops.concatenate([y_pred[:, 1:2], y_pred[:, 2:3]], axis=0)
+            if sample_weight is not None:
+                sample_weight = ops.concatenate([ops.reshape(sample_weight, (-1,))] * 2, axis=0)
+        return super().compute_loss(x, y, y_pred, sample_weight, training)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """The compiled metrics, of the blend (column 0 while an ``"nb"`` model trains)."""
+        if y_pred is not None and y_pred.shape[-1] == 3:
+            y_pred = y_pred[:, :1]
+        return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def predict_texts(self, texts, batch_size=128):
         """``float32 [len(texts)]`` probabilities for raw reviews, any backend (NumPy)."""
@@ -380,7 +488,9 @@ class SentimentModel(keras.Model):
                 "spatial_dropout": self.spatial_dropout_rate,
                 "recurrent_dropout": self.recurrent_dropout, "ngram_buckets": self.ngram_buckets,
                 "ngram_dim": self.ngram_dim, "ngram_scale": self.ngram_scale,
-                "ngram_l2": self.ngram_l2, "ngram_unigrams": self.ngram_unigrams}
+                "ngram_l2": self.ngram_l2, "ngram_unigrams": self.ngram_unigrams,
+                "ngram_weighting": self.ngram_weighting,
+                "recurrent_weight": self.recurrent_weight}
 
     @classmethod
     def from_config(cls, config):
@@ -393,21 +503,72 @@ def _bucket_length(lengths, full, bucket):
     return min(full, max(bucket, int(math.ceil(longest / bucket)) * bucket))
 
 
-def predict_ids(model, ids, batch_size=128, bucket=64):
+def ngram_bucket_ids(ids, vocabulary_size, buckets, unigrams=False):
+    """The distinct hashed n-gram buckets of each review, NumPy (the same hashing as
+    :meth:`SentimentModel.ngram_buckets_of`): a list of ``int64`` arrays, one per row of
+    token ids ``[n, T]`` (0 = padding)."""
+    out = []
+    for row in np.asarray(ids, np.int64):
+        row = row[row != 0]
+        codes = row[:-1] * vocabulary_size + row[1:]
+        if unigrams:
+            codes = np.concatenate([codes, row * vocabulary_size])
+        out.append(np.unique(codes % (buckets - 1) + 1))
+    return out
+
+
+def nb_ratios(ids, labels, vocabulary_size, buckets, unigrams=False, alpha=1.0):
+    """``float32 [buckets]`` naive-Bayes log-count ratios of the hashed n-grams (Wang &
+    Manning 2012), from the training reviews' token ids ``[n, T]`` and 0/1 ``labels``::
+
+        p = alpha + (number of positive reviews holding the bucket),  q = the same, negative
+        r = log(p / |p|_1) - log(q / |q|_1)
+
+    Bucket 0 (no n-gram) gets 0; so does, up to the class balance, a bucket never seen.
+
+    Example:
+        >>> nb_ratios([[2, 3, 0], [2, 4, 0]], [1, 0], 5, 16)[[0, 14, 15]].round(3)
+        array([0.   , 0.693, -0.693], dtype=float32)
+    """
+    labels = np.asarray(labels).reshape(-1)
+    counts = np.zeros((2, buckets), np.float64)
+    for row, label in zip(ngram_bucket_ids(ids, vocabulary_size, buckets, unigrams), labels):
+        counts[int(label == 1), row] += 1
+    counts += alpha
+    r = np.log(counts[1] / counts[1].sum()) - np.log(counts[0] / counts[0].sum())
+    r[0] = 0.0
+    return r.astype(np.float32)
+
+
+def predict_ids(model, ids, batch_size=128, bucket=64, members=False):
     """``float32 [n]`` probabilities for token ids ``[n, T]``, batched by length (the
-    padding is cut per batch; results in input order)."""
+    padding is cut per batch; results in input order). ``members=True`` (an ``"nb"``
+    model): ``float32 [n, 3]``, :meth:`SentimentModel.member_probabilities`."""
     ids = np.asarray(ids, np.int32)
-    out = np.empty(len(ids), np.float32)
-    if not len(ids):
-        return out
+    width = 3 if members else 1
+    out = np.empty((len(ids), width), np.float32)
+    if members:
+        model = _Members(model, name="members")
     lengths = (ids != 0).sum(axis=1)
     order = np.argsort(lengths, kind="stable")
     for start in range(0, len(ids), batch_size):
         idx = order[start:start + batch_size]
         t = _bucket_length(lengths[idx], ids.shape[1], bucket)
         p = model.predict_on_batch(ids[idx, :t])
-        out[idx] = np.asarray(keras.ops.convert_to_numpy(p), np.float32).reshape(-1)
-    return out
+        out[idx] = np.asarray(keras.ops.convert_to_numpy(p), np.float32).reshape(-1, width)
+    return out if members else out[:, 0]
+
+
+class _Members(keras.Model):
+    """:meth:`SentimentModel.member_probabilities` as a model's output (for batched,
+    compiled prediction)."""
+
+    def __init__(self, model, **kwargs):
+        super().__init__(**kwargs)
+        self.model = model
+
+    def call(self, ids):
+        return self.model.member_probabilities(ids)
 
 
 class _Batches(keras.utils.PyDataset):
@@ -642,13 +803,21 @@ class ImdbSentiment(ZooModel):
                              f"got {hparams['search_space']!r}.")
         for key, default, positive, what in (
                 ("ngram_scale", 1.0, True, "the bigram branch's output is multiplied by it"),
-                ("ngram_l2", 0.0, False, "the L2 penalty on the bigram embeddings")):
+                ("ngram_l2", 0.0, False, "the L2 penalty on the bigram embeddings"),
+                ("recurrent_weight", 1.0, True, "the recurrent member's logit is multiplied "
+                                                "by it in an 'nb' model")):
             value = hparams.get(key, default)
             if not (isinstance(value, (int, float)) and not isinstance(value, bool)
                     and math.isfinite(value) and (value > 0 if positive else value >= 0)):
                 raise ValueError(f"imdb-sentiment: {key} must be a "
                                  f"{'positive' if positive else 'non-negative'} number ({what}); "
                                  f"got {value!r}.")
+        if hparams.get("ngram_weighting", "mean") not in NGRAM_WEIGHTING:
+            raise ValueError(f"imdb-sentiment: ngram_weighting must be one of {NGRAM_WEIGHTING}; "
+                             f"got {hparams['ngram_weighting']!r}.")
+        if hparams.get("ngram_weighting", "mean") == "nb" and hparams.get("ngram_dim", 1) != 1:
+            raise ValueError(f"imdb-sentiment: ngram_weighting 'nb' is a linear model: "
+                             f"ngram_dim must be 1; got {hparams['ngram_dim']}.")
         bucket = hparams.get("bucket", 64)
         if not isinstance(bucket, int) or isinstance(bucket, bool) or bucket < 1:
             raise ValueError(f"imdb-sentiment: bucket must be a positive integer (batches are "
@@ -681,25 +850,39 @@ class ImdbSentiment(ZooModel):
             ngram_buckets=hparams.get("ngram_buckets", 0), ngram_dim=hparams.get("ngram_dim", 1),
             ngram_scale=hparams.get("ngram_scale", 1.0), ngram_l2=hparams.get("ngram_l2", 0.0),
             ngram_unigrams=hparams.get("ngram_unigrams", False),
+            ngram_weighting=hparams.get("ngram_weighting", "mean"),
+            recurrent_weight=hparams.get("recurrent_weight", 1.0),
             name="imdb_sentiment")
         model.build((None, hparams["sequence_length"]))
+        if model.ngram_embedding is not None and model.ngram_weighting == "nb":
+            ids, labels = data.encoded("train_full" if hparams.get("refit") else "train",
+                                       hparams)
+            model.ngram_ratio.assign(nb_ratios(ids, labels, model.tokenizer.vocabulary_size,
+                                               model.ngram_buckets, model.ngram_unigrams))
         optimizer = keras.optimizers.Adam(hparams["learning_rate"],
                                           clipnorm=hparams.get("clipnorm") or None)
         model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
         return model
 
     def evaluate(self, model, data, hparams, split="test"):
-        """Accuracy and log loss over every review of ``split`` (``examples`` counts them)."""
+        """Accuracy and log loss over every review of ``split`` (``examples`` counts them);
+        for an ``ngram_weighting="nb"`` model also each member's accuracy alone
+        (``recurrent_accuracy``, ``ngram_accuracy``)."""
         ids, labels = data.encoded(split, hparams)
+        members = model.ngram_embedding is not None and model.ngram_weighting == "nb"
         p = predict_ids(model, ids, batch_size=max(hparams["batch_size"], 256),
-                        bucket=hparams.get("bucket", 64))
+                        bucket=hparams.get("bucket", 64), members=members)
         if len(p) != len(labels):
             raise RuntimeError("imdb-sentiment: not every review was evaluated.")
         eps = 1e-7
-        q = np.clip(p.astype(np.float64), eps, 1 - eps)
+        q = np.clip(p[:, 0] if members else p, eps, 1 - eps).astype(np.float64)
         loss = -np.mean(labels * np.log(q) + (1 - labels) * np.log(1 - q))
-        return {"accuracy": float(np.mean((p > 0.5) == (labels == 1))), "loss": float(loss),
-                "examples": int(len(labels))}
+        metrics = {"accuracy": float(np.mean((q > 0.5) == (labels == 1))), "loss": float(loss),
+                   "examples": int(len(labels))}
+        if members:  # each member alone (an ablation of the other)
+            for i, name in ((1, "recurrent_accuracy"), (2, "ngram_accuracy")):
+                metrics[name] = float(np.mean((p[:, i] > 0.5) == (labels == 1)))
+        return metrics
 
     # ---------------------------------------------------------- serving
     def serving(self, model, preset):

@@ -54,7 +54,7 @@ Example::
     >>> imdb = grukit.zoo.get("imdb-sentiment")
     >>> model = grukit.zoo.load("imdb-sentiment")
     >>> imdb.predict(model, ["an overlong, joyless film", "a little gem"])
-    array([6.7185870e-09, 9.9952406e-01], dtype=float32)
+    array([5.9922837e-05, 9.9923384e-01], dtype=float32)
 """
 
 from __future__ import annotations
@@ -528,7 +528,7 @@ def nb_ratios(ids, labels, vocabulary_size, buckets, unigrams=False, alpha=1.0):
 
     Example:
         >>> nb_ratios([[2, 3, 0], [2, 4, 0]], [1, 0], 5, 16)[[0, 14, 15]].round(3)
-        array([0.   , 0.693, -0.693], dtype=float32)
+        array([ 0.   ,  0.693, -0.693], dtype=float32)
     """
     labels = np.asarray(labels).reshape(-1)
     counts = np.zeros((2, buckets), np.float64)
@@ -930,7 +930,7 @@ class ImdbSentiment(ZooModel):
 
         Example:
             >>> imdb.predict(model, "an overlong, joyless film")
-            6.718587e-09
+            5.9922837e-05
         """
         if not isinstance(model, SentimentModel):
             raise ValueError(f"imdb-sentiment: predict needs the imdb-sentiment model "

@@ -65,7 +65,7 @@ def main(argv=None):
     if (path / "preset" / "config.json").is_file():
         path = path / "preset"
     model = grukit.zoo.load("imdb-sentiment", preset=path)
-    if model.ngram_embedding is None or model.ngram_weighting != "nb":
+    if not model.two_members:
         parser.error(f"{path}: not a two-member model (ngram_weighting 'nb' with "
                      f"ngram_buckets > 0); there is no weight to choose")
     hparams = model.zoo_preset.metadata["hparams"]

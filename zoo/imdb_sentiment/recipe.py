@@ -358,6 +358,12 @@ class SentimentModel(keras.Model):
         self.head.build((None, features))
         self.built = True
 
+    @property
+    def two_members(self):
+        """Whether the model is two members (``ngram_weighting="nb"`` with an n-gram
+        branch): :meth:`member_probabilities`, the members' losses in training."""
+        return self.ngram_buckets > 0 and self.ngram_weighting == "nb"
+
     def ngram_buckets_of(self, ids):
         """``int32 [batch, n]`` hashed n-gram buckets of token ids (0: none) and their
         validity mask: bigram ``(a, b)`` -> bucket ``(a * V + b) mod (B - 1) + 1``; with
@@ -388,7 +394,7 @@ class SentimentModel(keras.Model):
         over the set of the review's hashed n-grams (NBSVM-style, Wang & Manning 2012)::
 
             x_b = r_b / sqrt(sum_{b' in review} r_b'^2)   for each distinct bucket b in the review
-            z   = ngram_scale * sum_b x_b w_b
+            z   = ngram_scale * sum_b x_b w_b + bias
 
         ``r`` (``ngram_ratio``, not trained) is the naive-Bayes log-count ratio of each
         bucket over the training reviews (:func:`nb_ratios`, set by the recipe before
@@ -423,7 +429,7 @@ class SentimentModel(keras.Model):
     def call(self, inputs, training=False):
         if getattr(inputs, "dtype", None) is not None and "string" in str(inputs.dtype):
             inputs = self.tokenizer(inputs)
-        if self.ngram_embedding is not None and self.ngram_weighting == "nb":
+        if self.two_members:
             p = self.member_probabilities(inputs, training=training)
             return p if training else p[:, :1]  # training: the members too, for the loss
         h, has_tokens = self.features(inputs, training=training)
@@ -444,7 +450,7 @@ class SentimentModel(keras.Model):
         The members train on their own losses (:meth:`compute_loss`), each a classifier by
         itself, so ``recurrent_weight`` does not change training: it only weighs the two at
         prediction (chosen on validation, ``zoo/imdb_sentiment/blend_scan.py``)."""
-        if self.ngram_embedding is None or self.ngram_weighting != "nb":
+        if not self.two_members:
             raise ValueError("SentimentModel: member_probabilities needs ngram_weighting='nb' "
                              "and ngram_buckets > 0 (a model of two members).")
         h, has_tokens = self.features(ids, training=training)
@@ -854,7 +860,7 @@ class ImdbSentiment(ZooModel):
             recurrent_weight=hparams.get("recurrent_weight", 1.0),
             name="imdb_sentiment")
         model.build((None, hparams["sequence_length"]))
-        if model.ngram_embedding is not None and model.ngram_weighting == "nb":
+        if model.two_members:
             ids, labels = data.encoded("train_full" if hparams.get("refit") else "train",
                                        hparams)
             model.ngram_ratio.assign(nb_ratios(ids, labels, model.tokenizer.vocabulary_size,
@@ -869,7 +875,7 @@ class ImdbSentiment(ZooModel):
         for an ``ngram_weighting="nb"`` model also each member's accuracy alone
         (``recurrent_accuracy``, ``ngram_accuracy``)."""
         ids, labels = data.encoded(split, hparams)
-        members = model.ngram_embedding is not None and model.ngram_weighting == "nb"
+        members = model.two_members
         p = predict_ids(model, ids, batch_size=max(hparams["batch_size"], 256),
                         bucket=hparams.get("bucket", 64), members=members)
         if len(p) != len(labels):

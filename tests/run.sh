@@ -13,7 +13,7 @@ fi
 python -m pip install -q --upgrade pip
 # torch first and pinned: the local CPU wheel (an unpinned torch pulls a multi-GB CUDA build).
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[jax,torch,dev]"
+python -m pip install -q -e ".[dev]"
 export TF_CPP_MIN_LOG_LEVEL=3 PYTHONUNBUFFERED=1
 export GRUKIT_DATA_DIR=${GRUKIT_DATA_DIR:-$(cd .. && pwd)/shared/data}
 status=0

@@ -76,9 +76,8 @@ def test_list_names_all_models_with_status():
     assert {"imdb-sentiment", "char-lm", "ett-forecasting"} <= set(entries)
     ett = entries["ett-forecasting"]
     assert ett.status == "ready" and "SegRNN" in ett.description
-    assert ett.directory == zoo.zoo_dir() / "ett_forecasting"
-    for e in entries.values():
-        assert e.status in ("ready", "recipe", "planned") or e.status.startswith("broken"), e
+    assert ett.directory == zoo.zoo_dir() / "ett_forecasting" == zoo.get("ett-forecasting").directory
+    assert all(e.status == "ready" for e in entries.values()), entries
 
 
 def test_get_unknown_and_aliases():
@@ -89,15 +88,20 @@ def test_get_unknown_and_aliases():
         zoo.load("imdb")
 
 
-def test_zoo_dir_env_override(tmp_path, monkeypatch):
-    monkeypatch.setenv("GRUKIT_ZOO_DIR", str(tmp_path))
-    assert zoo.zoo_dir() == tmp_path
-    assert all(e.status == "planned" for e in zoo.list())
-    with pytest.raises(FileNotFoundError, match="no recipe yet"):
-        zoo.get("char-lm")
-    monkeypatch.setenv("GRUKIT_ZOO_DIR", str(tmp_path / "missing"))
-    with pytest.raises(FileNotFoundError, match="GRUKIT_ZOO_DIR"):
-        zoo.zoo_dir()
+def test_models_are_packages_with_their_data():
+    """Each zoo model is an ordinary subpackage (imported by name, not from a path), and
+    its hyperparameters, model card and committed presets sit inside it."""
+    import importlib
+
+    for entry in zoo.list():
+        recipe = zoo.get(entry.name)
+        package = importlib.import_module(f"grukit.zoo.models.{entry.directory.name}")
+        assert type(recipe).__module__ == f"{package.__name__}.recipe"
+        assert recipe.directory == Path(package.__file__).parent == entry.directory
+        for name in ("hparams.json", "README.md", "preset/config.json",
+                     "preset/model.weights.h5", "preset/metadata.json"):
+            assert (entry.directory / name).is_file(), (entry.name, name)
+    assert not hasattr(zoo, "_directory")  # no path-based lookup left
 
 
 # ----------------------------------------------------------- hyperparameters

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ import keras
 
 import grukit.zoo as zoo
 from grukit.__main__ import main
-from conftest import BACKEND, DATA_DIR, to_np
+from conftest import BACKEND, DATA_DIR, REPO, to_np
 
 ETT_CSV = os.path.join(DATA_DIR, "ett", "ETTh1.csv")
 HORIZONS = (96, 192, 336, 720)  # one committed preset each: preset/ (96), preset_h<H>/
@@ -195,12 +196,13 @@ def test_a_committed_preset_per_horizon(ett, by_horizon):
 
 def test_presets_use_the_configuration_their_search_chose(ett, by_horizon):
     """Each preset's hyperparameters are its own horizon's search's best trial's
-    (zoo/ett_forecasting/search/h<H>/, the model card's rule), that trial is the lowest
-    validation MSE in the committed trial table, and the training command names the
-    search's best_hparams.json."""
+    (experiments/ett_forecasting/search/h<H>/, the model card's rule), that trial is the
+    lowest validation MSE in the committed trial table, the training command names the
+    search's best_hparams.json, and hparams.json's profile preset-h<H> (what `zoo train
+    --horizon H` uses) is that configuration."""
     import csv
 
-    root = ett.preset_dir().parent / "search"
+    root = Path(REPO) / "experiments" / "ett_forecasting" / "search"
     for name in (f"h{h}" for h in HORIZONS):
         rows = list(csv.DictReader(open(root / name / "trials.csv")))
         done = [r for r in rows if r["status"] == "COMPLETED"]
@@ -214,8 +216,9 @@ def test_presets_use_the_configuration_their_search_chose(ett, by_horizon):
         name, meta = f"h{h}", by_horizon[h].zoo_preset.metadata
         chosen = json.loads((root / name / "best_hparams.json").read_text())
         assert meta["hparams"] == {**chosen, "horizon": h}, f"h{h}"
-        assert f"--hparams zoo/ett_forecasting/search/{name}/best_hparams.json" in \
-            meta["training"]["command"], meta["training"]["command"]
+        assert ett.default_hparams(profile=f"preset-h{h}") == meta["hparams"], f"h{h}"
+        assert f"search/{name}/best_hparams.json" in meta["training"]["command"], \
+            meta["training"]["command"]
 
 
 @needs_data

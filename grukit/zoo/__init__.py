@@ -1,12 +1,13 @@
 """The grukit model zoo: trained GRU-family models, their recipes, search, presets and export.
 
-Each model is a directory of the repository's ``zoo/`` (``ett_forecasting``,
-``imdb_sentiment``, ``char_lm``) with a recipe (a :class:`ZooModel` subclass
-in ``recipe.py``), default hyperparameters (``hparams.json``), a model card
-(``README.md``) and a committed preset (``preset/``). The zoo directory is
-found in this order: ``$GRUKIT_ZOO_DIR``; ``zoo/`` next to the ``grukit``
-package in a source checkout (``pip install -e .``); the copy a regular
-``pip install`` places in ``grukit/zoo_models``.
+Each model is a subpackage of :mod:`grukit.zoo.models` (``ett_forecasting``,
+``imdb_sentiment``, ``char_lm``) made of small modules -- ``model`` (the Keras
+model), ``preprocessing``, ``data``, ``recipe`` (a :class:`ZooModel` subclass:
+hyperparameters, search space, training and serving hooks, command line) and,
+where the model needs them, ``generation``, ``serving``, ``plots`` -- plus
+package data: the hyperparameter profiles (``hparams.json``), the model card
+(``README.md``) and the committed presets (``preset*/``). They are ordinary
+modules: ``from grukit.zoo.models.ett_forecasting.model import SegRNN``.
 
 Example::
 
@@ -23,11 +24,8 @@ Importing this package imports neither TensorFlow nor keras-tuner.
 
 from __future__ import annotations
 
-import builtins
 import dataclasses
-import importlib.util
-import os
-import sys
+import importlib
 from pathlib import Path
 
 from grukit.zoo.base import TUNERS, TrainResult, ZooModel
@@ -37,11 +35,11 @@ __all__ = ["list", "get", "load", "from_preset", "zoo_dir", "ZooEntry", "ZooMode
            "TrainResult", "Preset", "save_preset", "load_preset", "read_metadata", "TUNERS",
            "CATALOGUE"]
 
-# The zoo's models: name -> (directory, description used until its recipe exists).
+# The zoo's models: name -> "module:RecipeClass".
 CATALOGUE = {
-    "imdb-sentiment": ("imdb_sentiment", "IMDB movie-review sentiment (issue #5)"),
-    "char-lm": ("char_lm", "Tiny Shakespeare character language model (issue #6)"),
-    "ett-forecasting": ("ett_forecasting", "ETTh1 multivariate forecasting, SegRNN-style"),
+    "imdb-sentiment": "grukit.zoo.models.imdb_sentiment.recipe:ImdbSentiment",
+    "char-lm": "grukit.zoo.models.char_lm.recipe:CharLanguageModel",
+    "ett-forecasting": "grukit.zoo.models.ett_forecasting.recipe:EttForecasting",
 }
 
 
@@ -52,14 +50,13 @@ class ZooEntry:
     Attributes:
         name: the zoo name (``"ett-forecasting"``).
         description: one line.
-        status: ``"ready"`` (recipe and committed preset), ``"recipe"`` (recipe,
-            no preset yet), ``"planned"`` (no recipe yet) or ``"broken: <error>"``
-            (the recipe fails to import).
-        directory: ``pathlib.Path`` of the model's directory.
+        status: ``"ready"`` (recipe and committed preset), ``"recipe"`` (no
+            committed preset) or ``"broken: <error>"`` (the recipe fails to import).
+        directory: ``pathlib.Path`` of the model's package directory.
 
     Example:
-        >>> [e.name for e in grukit.zoo.list() if e.status == "ready"]
-        ['ett-forecasting']
+        >>> sorted(e.name for e in grukit.zoo.list() if e.status == "ready")
+        ['char-lm', 'ett-forecasting', 'imdb-sentiment']
     """
 
     name: str
@@ -69,59 +66,22 @@ class ZooEntry:
 
 
 def zoo_dir():
-    """The directory holding the zoo's model directories (see the module docstring).
-
-    Raises:
-        FileNotFoundError: ``$GRUKIT_ZOO_DIR`` names no directory, or no zoo is found.
+    """The directory of :mod:`grukit.zoo.models`, which holds one package per model.
 
     Example:
-        >>> grukit.zoo.zoo_dir()
-        PosixPath('/work/main/zoo')
+        >>> (grukit.zoo.zoo_dir() / "ett_forecasting" / "hparams.json").is_file()
+        True
     """
-    env = os.environ.get("GRUKIT_ZOO_DIR")
-    if env:
-        path = Path(env).expanduser()
-        if not path.is_dir():
-            raise FileNotFoundError(f"GRUKIT_ZOO_DIR={env!r} is not a directory.")
-        return path
-    package = Path(__file__).resolve().parents[1]  # .../grukit
-    checkout = package.parent / "zoo"
-    if (package.parent / "pyproject.toml").is_file() and checkout.is_dir():
-        return checkout
-    installed = package / "zoo_models"
-    if installed.is_dir():
-        return installed
-    raise FileNotFoundError(
-        "No zoo directory found: set GRUKIT_ZOO_DIR to the repository's zoo/ directory.")
+    return Path(__file__).resolve().parent / "models"
 
 
 def _canonical(name):
     if not isinstance(name, str):
         raise TypeError(f"A zoo model name must be a string; got {name!r}.")
     key = name.strip().lower().replace("_", "-")
-    names = _all_names()
-    if key not in names:
-        raise ValueError(f"Unknown zoo model {name!r}. Expected one of: {', '.join(names)}.")
+    if key not in CATALOGUE:
+        raise ValueError(f"Unknown zoo model {name!r}. Expected one of: {', '.join(CATALOGUE)}.")
     return key
-
-
-def _all_names():
-    names = builtins.list(CATALOGUE)
-    try:
-        root = zoo_dir()
-    except FileNotFoundError:
-        return names
-    for child in sorted(root.iterdir()):
-        if (child / "recipe.py").is_file():
-            name = child.name.replace("_", "-")
-            if name not in names:
-                names.append(name)
-    return names
-
-
-def _directory(name):
-    dirname = CATALOGUE[name][0] if name in CATALOGUE else name.replace("-", "_")
-    return zoo_dir() / dirname
 
 
 _RECIPES = {}
@@ -131,11 +91,11 @@ def get(name):
     """The recipe (a :class:`ZooModel` instance) of the zoo model ``name``.
 
     Names: ``"ett-forecasting"``, ``"imdb-sentiment"``, ``"char-lm"`` (``_`` works
-    for ``-``). The recipe is imported from ``zoo/<dir>/recipe.py``.
+    for ``-``). The recipe class is imported from its package
+    (``grukit.zoo.models.<name>.recipe``); one instance per name is kept.
 
     Raises:
         ValueError: unknown name (listing the known ones).
-        FileNotFoundError: the model's recipe is not written yet.
 
     Example:
         >>> ett = grukit.zoo.get("ett-forecasting")
@@ -143,67 +103,35 @@ def get(name):
         'gru'
     """
     key = _canonical(name)
-    directory = _directory(key)
-    path = directory / "recipe.py"
-    cached = _RECIPES.get(key)
-    if cached is not None and cached[0] == path:
-        return cached[1]
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"The zoo model {key!r} has no recipe yet (expected {str(path)!r}).")
-    module_name = f"_grukit_zoo_{directory.name}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(module_name, None)
-        raise
-    classes = [obj for obj in vars(module).values()
-               if isinstance(obj, type) and issubclass(obj, ZooModel) and obj is not ZooModel
-               and obj.__module__ == module_name]
-    if len(classes) != 1:
-        raise TypeError(f"{str(path)!r} must define exactly one ZooModel subclass; "
-                        f"found {[c.__name__ for c in classes]}.")
-    recipe = classes[0]()
-    if recipe.name != key:
-        raise TypeError(f"{str(path)!r}: {classes[0].__name__}.name is {recipe.name!r}, "
-                        f"expected {key!r}.")
-    recipe.directory = directory
-    _RECIPES[key] = (path, recipe)
+    recipe = _RECIPES.get(key)
+    if recipe is None:
+        module, cls = CATALOGUE[key].split(":")
+        recipe = _RECIPES[key] = getattr(importlib.import_module(module), cls)()
     return recipe
 
 
 def list():  # noqa: A001 -- the zoo's public API is grukit.zoo.list()
     """The zoo's models as :class:`ZooEntry` rows (name, description, status, directory).
 
-    All catalogued models are listed, with a status: ``"ready"`` (a trained
-    preset is committed), ``"recipe"`` (the recipe exists, no preset yet),
-    ``"planned"`` (not written yet) or ``"broken: ..."``. A directory of the
-    zoo with a ``recipe.py`` that is not in the catalogue is listed too.
+    Status: ``"ready"`` (a trained preset is committed), ``"recipe"`` (no
+    committed preset) or ``"broken: ..."`` (the recipe fails to import).
 
     Example:
         >>> [(e.name, e.status) for e in grukit.zoo.list()]
-        [('imdb-sentiment', 'planned'), ('char-lm', 'planned'), ('ett-forecasting', 'ready')]
+        [('imdb-sentiment', 'ready'), ('char-lm', 'ready'), ('ett-forecasting', 'ready')]
     """
     from grukit.zoo.presets import is_preset
 
     entries = []
-    for name in _all_names():
-        directory = _directory(name)
-        description = CATALOGUE.get(name, ("", ""))[1]
-        if not (directory / "recipe.py").is_file():
-            entries.append(ZooEntry(name, description, "planned", directory))
-            continue
+    for name, target in CATALOGUE.items():
+        directory = zoo_dir() / target.split(":")[0].split(".")[-2]
         try:
             recipe = get(name)
-        except Exception as e:  # a recipe being written: list it, do not fail
-            entries.append(ZooEntry(name, description, f"broken: {type(e).__name__}: {e}",
-                                    directory))
+        except Exception as e:  # list a broken recipe, do not fail
+            entries.append(ZooEntry(name, "", f"broken: {type(e).__name__}: {e}", directory))
             continue
-        status = "ready" if is_preset(directory / "preset") else "recipe"
-        entries.append(ZooEntry(name, recipe.description or description, status, directory))
+        status = "ready" if is_preset(recipe.preset_dir()) else "recipe"
+        entries.append(ZooEntry(name, recipe.description, status, recipe.directory))
     return entries
 
 

@@ -1,13 +1,14 @@
 """``ZooModel``: the one mechanism behind every zoo model.
 
-A zoo model is a directory ``zoo/<dir>/`` holding
+A zoo model is a package ``grukit/zoo/models/<dir>/`` holding
 
 * ``recipe.py`` -- one subclass of :class:`ZooModel` that fills in the
   model-specific hooks (data, search space, model, metrics, serving, predict),
 * ``hparams.json`` -- the default hyperparameters (``"defaults"``) and the
   overrides of a quick CPU run (``"quick"``),
 * ``README.md`` -- the model card, with a table of measured metrics,
-* ``preset/`` -- the committed trained model (:mod:`grukit.zoo.presets`).
+* ``preset/`` -- the committed trained model (:mod:`grukit.zoo.presets`),
+* the model's own modules (``model.py``, ``preprocessing.py``, ``data.py``, ...).
 
 Everything else is shared and lives here: the keras-tuner ``HyperModel`` built
 from the hooks, training (resumable with ``BackupAndRestore``, best-epoch
@@ -16,7 +17,8 @@ tuning (random search, Bayesian optimisation, Hyperband; resumable;
 distributable through keras-tuner's ``KERASTUNER_*`` variables), evaluation
 of a preset, atomic SavedModel export and preset writing with metadata.
 
-Writing a recipe (``zoo/<dir>/recipe.py``)::
+Writing a recipe (``grukit/zoo/models/<dir>/recipe.py``, beside the model's
+``model.py``, ``preprocessing.py`` and ``data.py``)::
 
     import keras, grukit
     from grukit.zoo import ZooModel
@@ -151,15 +153,16 @@ class TrainResult:
 class ZooModel:
     """Base class of a zoo model's recipe: model-specific hooks + the shared machinery.
 
-    Subclass it in ``zoo/<dir>/recipe.py`` and override the hooks (the
+    Subclass it in ``grukit/zoo/models/<dir>/recipe.py`` and override the hooks (the
     methods that raise ``NotImplementedError`` plus any optional ones); do
     not override the shared methods (:meth:`train`, :meth:`tune`,
     :meth:`hypermodel`, :meth:`evaluate_preset`, :meth:`export`,
-    :meth:`load`). :func:`grukit.zoo.get` returns an instance, with
-    :attr:`directory` set to the model's directory.
+    :meth:`load`), and register the class in :data:`grukit.zoo.CATALOGUE`.
+    :func:`grukit.zoo.get` returns an instance; :attr:`directory` is its
+    package's directory.
 
     Class attributes:
-        name: the zoo name (``"ett-forecasting"``); the directory is the name
+        name: the zoo name (``"ett-forecasting"``); the package is the name
             with ``-`` replaced by ``_``.
         description: one line for ``grukit zoo list``.
         objective: the validation metric that the search, the best-epoch
@@ -187,7 +190,11 @@ class ZooModel:
     description = ""
     objective = "val_loss"
     direction = "min"
-    directory = None
+
+    @property
+    def directory(self):
+        """The recipe's package directory (``hparams.json``, the model card, ``preset*/``)."""
+        return Path(sys.modules[type(self).__module__].__file__).resolve().parent
 
     # ================================================================ hooks
     def load_data(self, data_dir=None, **options):
@@ -308,7 +315,7 @@ class ZooModel:
         return names + [n for n in spec.get("profiles", {}) if n not in names]
 
     def _hparams_spec(self):
-        path = Path(self.directory or ".") / "hparams.json"
+        path = self.directory / "hparams.json"
         if not path.is_file():
             raise FileNotFoundError(f"{self.name}: no hyperparameter file {str(path)!r}.")
         with open(path) as f:
@@ -753,7 +760,7 @@ class ZooModel:
 
     # ========================================================== presets
     def preset_dir(self):
-        """The committed preset of this model: ``zoo/<dir>/preset``."""
+        """The committed preset of this model: ``preset/`` in its package directory."""
         return Path(self.directory) / "preset"
 
     def load(self, preset=None):

@@ -176,7 +176,7 @@ def is_preset(path):
     """Whether ``path`` is a directory holding a preset (config, weights and metadata).
 
     Example:
-        >>> is_preset("zoo/ett_forecasting/preset")
+        >>> is_preset(grukit.zoo.get("ett-forecasting").preset_dir())
         True
     """
     path = Path(path)
@@ -190,7 +190,7 @@ def read_metadata(path):
         FileNotFoundError: ``path`` is not a preset directory (naming the missing files).
 
     Example:
-        >>> read_metadata("zoo/ett_forecasting/preset")["metrics"]["test"]["mse"]
+        >>> read_metadata(grukit.zoo.get("ett-forecasting").preset_dir())["metrics"]["test"]["mse"]
     """
     path = Path(path)
     if not is_preset(path):
@@ -348,7 +348,7 @@ def load_preset(path, compile=False):
         The Keras model, with ``model.zoo_preset`` (:class:`Preset`) attached.
 
     Example:
-        >>> model = load_preset("zoo/ett_forecasting/preset")
+        >>> model = load_preset(grukit.zoo.get("ett-forecasting").preset_dir())
     """
     import keras
 

@@ -7,7 +7,7 @@ weight is tried on the stored member logits. Prints one JSON line per split: eac
 accuracy alone, accuracy and log loss for each weight, and the best weight (highest
 accuracy, then lowest log loss).
 
-    python zoo/imdb_sentiment/blend_scan.py RUN_DIR_OR_PRESET [--split validation]
+    python experiments/imdb_sentiment/blend_scan.py RUN_DIR_OR_PRESET [--split validation]
         [--weights 0.25 0.5 0.75 1 1.5 2] [--data-dir DIR]
 
 Select with ``--split validation`` (the default: the reviews carved from the training set,
@@ -18,7 +18,6 @@ this script on ``results/nb-members/`` runs.
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -58,9 +57,9 @@ def main(argv=None):
     if any(not (math.isfinite(w) and w > 0) for w in args.weights):
         parser.error(f"--weights must be positive numbers; got {args.weights}")
     import grukit.zoo
+    from grukit.zoo.models.imdb_sentiment.model import predict_ids
 
     imdb = grukit.zoo.get("imdb-sentiment")
-    recipe = sys.modules[type(imdb).__module__]
     path = Path(args.preset)
     if (path / "preset" / "config.json").is_file():
         path = path / "preset"
@@ -75,7 +74,7 @@ def main(argv=None):
     data = imdb.load_data(data_dir=args.data_dir)
     for split in args.split:
         ids, labels = data.encoded(split, hparams)
-        p = recipe.predict_ids(model, ids, batch_size=256, bucket=hparams.get("bucket", 64),
+        p = predict_ids(model, ids, batch_size=256, bucket=hparams.get("bucket", 64),
                                members=True)
         result = {"preset": str(path), "split": split,
                   "trained_recurrent_weight": model.recurrent_weight,

@@ -5,7 +5,7 @@ regularisation C on the 5,000 validation reviews, report the 25,000 test reviews
 (for the chosen C). The model card quotes its output. Needs scikit-learn (installed with
 keras-tuner[bayesian]). About 3 minutes on 2 CPU cores.
 
-    python zoo/imdb_sentiment/linear_baseline.py [--data-dir DIR] [--c 1 10]
+    python experiments/imdb_sentiment/linear_baseline.py [--data-dir DIR] [--c 1 10]
 """
 import argparse
 import json

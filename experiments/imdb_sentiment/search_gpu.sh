@@ -5,8 +5,8 @@
 # no trial after TIME_LIMIT seconds; the running ones finish, then it writes
 # OUT/trials.csv, trials.md and best_hparams.json. Re-running resumes the search.
 #
-#   zoo/imdb_sentiment/search_gpu.sh OUT [WORKERS [TIME_LIMIT [MAX_TRIALS]]] [-- EXTRA TUNE ARGS]
-#   e.g. zoo/imdb_sentiment/search_gpu.sh runs/imdb-wide 8 180 60
+#   experiments/imdb_sentiment/search_gpu.sh OUT [WORKERS [TIME_LIMIT [MAX_TRIALS]]] [-- EXTRA TUNE ARGS]
+#   e.g. experiments/imdb_sentiment/search_gpu.sh runs/imdb-wide 8 180 60
 #
 # Logs: OUT/logs/{chief,tunerN}.log. The tables and the variant comparison afterwards, on
 # any machine that has OUT (the comparison needs the variants' best checkpoints), even if

@@ -1,28 +1,5 @@
-"""ETT forecasting: a SegRNN-style forecaster on a grukit recurrent layer.
-
-The model (Lin et al. 2023, "SegRNN: Segment Recurrent Neural Network for
-Long-Term Time Series Forecasting", arXiv 2308.11200), for a window
-``x [batch, lookback, channels]`` of standardised values:
-
-1. instance normalisation, reversed at the end (``norm``): subtract the
-   window's last value per channel (``"last"``, SegRNN's default), its mean
-   (``"mean"``), or its mean and divide by its std (``"revin"``, RevIN
-   without affine parameters);
-2. channel independence: the channels are folded into the batch;
-3. the lookback is cut into ``lookback / segment`` segments of length
-   ``segment``, each embedded by ``Dense(units, relu)``;
-4. a grukit recurrent layer (``variant``, ``units``) runs over the segments;
-5. parallel multi-step decoding: for each of the ``horizon / segment``
-   output segments, a learned positional embedding (position embedding and
-   channel embedding, ``units/2`` each, concatenated) is the input of one
-   more recurrent step of the *same* layer, started from the encoder's final
-   state -- all output segments at once, as a batch of length-1 sequences;
-6. dropout, ``Dense(segment)``, the output segments concatenated, then
-   de-normalised.
-
-Loss MSE (or MAE) on standardised values; test metrics are MSE and MAE on
-standardised values over every test window (Informer/DLinear convention,
-:meth:`grukit.datasets.ETTData.windows`).
+"""The ``ett-forecasting`` recipe: data, hyperparameters, search space, training hooks,
+serving and the command line, over the SegRNN-style model of :mod:`.model`.
 
 Example::
 
@@ -35,162 +12,22 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
-import sys
 from pathlib import Path
-
-import numpy as np
+import sys
 
 import keras
-from keras import ops
+import numpy as np
 
-import grukit
 from grukit.zoo import ZooModel
 
-NORMS = ("last", "mean", "revin")
+from .data import _Windows
+from .model import NORMS, STANDARD_HORIZONS, SegRNN, check_shape_hparams
+from .plots import plot_forecast
+from .preprocessing import read_window_csv
+
+
 LOSSES = ("mse", "mae")
-STANDARD_HORIZONS = (96, 192, 336, 720)
 DEFAULT_HORIZON = 96  # the horizon of preset/ (grukit.zoo.load's default)
-
-
-@keras.saving.register_keras_serializable(package="grukit_zoo")
-class SegRNN(keras.Model):
-    """SegRNN with a grukit recurrent layer (see the module docstring).
-
-    Args:
-        lookback: input window length, a multiple of ``segment``.
-        horizon: forecast length, a multiple of ``segment``.
-        channels: number of series (7 for ETT).
-        segment: segment length ``w``.
-        units: state and embedding size ``d``.
-        variant: grukit variant of the recurrent layer.
-        dropout: dropout before the output projection.
-        norm: ``"last"``, ``"mean"`` or ``"revin"``.
-
-    Call: ``x [batch, lookback, channels]`` -> ``[batch, horizon, channels]``.
-
-    Example:
-        >>> m = SegRNN(96, 96, 7, segment=24, units=64, variant="mgu2")
-        >>> m(np.zeros((2, 96, 7), "float32")).shape
-        (2, 96, 7)
-    """
-
-    def __init__(self, lookback, horizon, channels, segment=24, units=512, variant="gru",
-                 dropout=0.1, norm="last", **kwargs):
-        super().__init__(**kwargs)
-        check_shape_hparams(lookback, horizon, segment, units)
-        if norm not in NORMS:
-            raise ValueError(f"SegRNN: norm must be one of {NORMS}; got {norm!r}.")
-        if not (isinstance(channels, int) and channels >= 1):
-            raise ValueError(f"SegRNN: channels must be a positive integer; got {channels!r}.")
-        self.lookback, self.horizon, self.channels = lookback, horizon, channels
-        self.segment, self.units, self.variant = segment, units, variant
-        self.dropout_rate, self.norm = float(dropout), norm
-        self.in_segments, self.out_segments = lookback // segment, horizon // segment
-        self.embedding = keras.layers.Dense(units, activation="relu", name="segment_embedding")
-        self.rnn = grukit.layers.GRU(units, variant=variant, name="rnn")
-        self.position_embedding = self.add_weight(
-            shape=(self.out_segments, units // 2), name="position_embedding",
-            initializer=keras.initializers.RandomNormal(stddev=1.0))
-        self.channel_embedding = self.add_weight(
-            shape=(channels, units - units // 2), name="channel_embedding",
-            initializer=keras.initializers.RandomNormal(stddev=1.0))
-        self.dropout = keras.layers.Dropout(dropout)
-        self.head = keras.layers.Dense(segment, name="segment_output")
-
-    def build(self, input_shape=None):
-        d = self.units
-        self.embedding.build((None, self.in_segments, self.segment))
-        self.rnn.build((None, self.in_segments, d))
-        self.head.build((None, d))
-        self.built = True
-
-    def _normalise(self, x):
-        if self.norm == "last":
-            loc = ops.stop_gradient(x[:, -1:, :])
-            return x - loc, loc, None
-        loc = ops.mean(x, axis=1, keepdims=True)
-        if self.norm == "mean":
-            return x - loc, loc, None
-        scale = ops.sqrt(ops.var(x, axis=1, keepdims=True) + 1e-5)
-        return (x - loc) / scale, loc, scale
-
-    def call(self, x, training=False):
-        c, n, m, w, d = self.channels, self.in_segments, self.out_segments, self.segment, self.units
-        x, loc, scale = self._normalise(x)
-        # channel independence: [b, L, c] -> [b, c, L] -> [b*c, n, w]
-        segments = ops.reshape(ops.transpose(x, (0, 2, 1)), (-1, n, w))
-        h = self.rnn(self.embedding(segments), training=training)          # [b*c, d]
-        # parallel multi-step decoding: one step per (sample, channel, output segment)
-        pos = ops.broadcast_to(ops.expand_dims(self.position_embedding, 0), (c, m, d // 2))
-        chan = ops.broadcast_to(ops.expand_dims(self.channel_embedding, 1), (c, m, d - d // 2))
-        queries = ops.reshape(ops.concatenate([pos, chan], axis=-1), (1, c * m, d))
-        queries = queries + ops.zeros_like(x[:, :1, :1])                    # [b, c*m, d]
-        queries = ops.reshape(queries, (-1, 1, d))                         # [b*c*m, 1, d]
-        h0 = ops.reshape(ops.expand_dims(h, 1) + ops.zeros((1, m, 1), h.dtype), (-1, d))
-        hy = self.rnn(queries, initial_state=h0, training=training)        # [b*c*m, d]
-        y = self.head(self.dropout(hy, training=training))                 # [b*c*m, w]
-        y = ops.transpose(ops.reshape(y, (-1, c, m * w)), (0, 2, 1))       # [b, horizon, c]
-        if scale is not None:
-            y = y * scale
-        return y + loc
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.horizon, self.channels)
-
-    def get_config(self):
-        return {**super().get_config(), "lookback": self.lookback, "horizon": self.horizon,
-                "channels": self.channels, "segment": self.segment, "units": self.units,
-                "variant": self.variant, "dropout": self.dropout_rate, "norm": self.norm}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-
-def check_shape_hparams(lookback, horizon, segment, units):
-    """Raise ``ValueError`` unless lookback and horizon are positive multiples of segment."""
-    for key, value in (("segment", segment), ("units", units), ("lookback", lookback),
-                       ("horizon", horizon)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"ett-forecasting: {key} must be a positive integer; got {value!r}.")
-    if units < 2:
-        raise ValueError(f"ett-forecasting: units must be at least 2; got {units}.")
-    if horizon % segment:
-        raise ValueError(
-            f"ett-forecasting: horizon {horizon} is not a multiple of the segment length "
-            f"{segment}. Expected a positive multiple of {segment} (the standard horizons are "
-            f"{', '.join(map(str, STANDARD_HORIZONS))}).")
-    if lookback % segment:
-        raise ValueError(f"ett-forecasting: lookback {lookback} is not a multiple of the "
-                         f"segment length {segment}.")
-
-
-class _Windows(keras.utils.PyDataset):
-    """A fixed subset of a split's windows (quick runs), as a shuffling PyDataset."""
-
-    def __init__(self, x, y, batch_size, shuffle, seed=0):
-        super().__init__()
-        self.x, self.y, self.batch_size, self.shuffle, self.seed = x, y, batch_size, shuffle, seed
-        self._epoch = 0
-        self._order = self._draw()
-
-    def _draw(self):
-        n = len(self.x)
-        if not self.shuffle:
-            return np.arange(n)
-        return np.random.default_rng([self.seed, self._epoch]).permutation(n)
-
-    def __len__(self):
-        return math.ceil(len(self.x) / self.batch_size)
-
-    def __getitem__(self, index):
-        idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
-        return self.x[idx], self.y[idx]
-
-    def on_epoch_end(self):
-        self._epoch += 1
-        self._order = self._draw()
 
 
 class EttForecasting(ZooModel):
@@ -198,7 +35,7 @@ class EttForecasting(ZooModel):
 
     Data: :func:`grukit.datasets.load_ett` (ETTh1 by default, any ETT-format CSV with
     ``--data``), standard 12/4/4-month split, train-split standardisation.
-    Hyperparameters: ``zoo/ett_forecasting/hparams.json``; ``--horizon`` sets
+    Hyperparameters: ``grukit/zoo/models/ett_forecasting/hparams.json``; ``--horizon`` sets
     ``horizon``.
 
     Example:
@@ -361,7 +198,7 @@ class EttForecasting(ZooModel):
         (default: horizon 96). With both, the preset must have that horizon.
 
         Example:
-            >>> model = ett.load(horizon=336)          # zoo/ett_forecasting/preset_h336
+            >>> model = ett.load(horizon=336)          # the package's preset_h336/
         """
         if preset is None and horizon is not None:
             preset = self.preset_for(horizon)
@@ -530,6 +367,11 @@ class EttForecasting(ZooModel):
                 raise ValueError(f"--horizon must be a positive integer (96, 192, 336, 720); "
                                  f"got {args.horizon}.")
             overrides["horizon"] = args.horizon
+        if command == "train" and not (args.profile or args.hparams or args.quick):
+            # The model in the card: the committed preset's configuration for this horizon.
+            profile = f"preset-h{overrides.get('horizon', DEFAULT_HORIZON)}"
+            if profile in self.profiles():
+                args.profile = profile
         return data, overrides
 
     def run_predict(self, model, args, load_data):
@@ -578,85 +420,3 @@ class EttForecasting(ZooModel):
         return 0
 
 
-def read_window_csv(path, columns):
-    """Rows of a CSV window as ``float32 [rows, len(columns)]``.
-
-    With a header, the named ``columns`` are taken (in that order, others such as
-    ``date`` ignored); without one, every row must hold exactly ``len(columns)``
-    numbers, or one more with a leading date.
-
-    Raises:
-        ValueError: missing columns, non-numeric values (with the line number).
-    """
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-    if not rows:
-        raise ValueError(f"{path}: empty; expected a CSV window with columns {', '.join(columns)}.")
-
-    def numeric(cell):
-        try:
-            float(cell)
-            return True
-        except ValueError:
-            return False
-
-    header = [c.strip() for c in rows[0]]
-    if not all(numeric(c) for c in header[-len(columns):]):
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise ValueError(f"{path}: the header lacks columns {missing}; expected "
-                             f"{', '.join(columns)} (a date column is optional).")
-        take, body, first = [header.index(c) for c in columns], rows[1:], 2
-    else:
-        width = len(rows[0])
-        if width not in (len(columns), len(columns) + 1):
-            raise ValueError(f"{path}: {width} fields per row; expected {len(columns)} numbers "
-                             f"({', '.join(columns)}), optionally after a date.")
-        take, body, first = list(range(width - len(columns), width)), rows, 1
-    values = np.empty((len(body), len(columns)), np.float32)
-    for i, row in enumerate(body):
-        try:
-            values[i] = [float(row[j]) for j in take]
-        except (ValueError, IndexError):
-            raise ValueError(f"{path}: line {i + first}: expected {len(columns)} numbers "
-                             f"({', '.join(columns)}); got {row}.") from None
-    return values
-
-
-def plot_forecast(path, window, forecast, truth=None, columns=None, column="OT", history=None,
-                  title=None):
-    """Plot one column of a forecast (and the truth) after the window's end, as a PNG.
-
-    Args:
-        path: the PNG to write.
-        window: ``[lookback, channels]``; its last ``history`` rows are drawn
-            (default: as many as the forecast).
-        forecast, truth: ``[horizon, channels]`` (``truth`` optional).
-        columns: the channel names; ``column`` is drawn (default OT).
-
-    Example:
-        >>> plot_forecast("ot.png", x[0], ett.predict(model, x[0]), y[0], data.columns)
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    c = list(columns).index(column) if columns is not None else -1
-    history = history or len(forecast)
-    past = np.asarray(window)[-history:, c]
-    steps = np.arange(len(forecast)) + 1
-    fig, ax = plt.subplots(figsize=(9, 3.2), dpi=100)
-    ax.plot(np.arange(-len(past) + 1, 1), past, color="0.45", lw=1.2, label="input window")
-    if truth is not None:
-        ax.plot(steps, np.asarray(truth)[:, c], color="black", lw=1.2, label="true")
-    ax.plot(steps, np.asarray(forecast)[:, c], color="tab:red", lw=1.6, label="forecast")
-    ax.axvline(0.5, color="0.7", lw=0.8, ls="--")
-    ax.set_xlabel("hours after the window's end")
-    ax.set_ylabel(column)
-    if title:
-        ax.set_title(title, fontsize=9)
-    ax.legend(loc="best", fontsize=8, frameon=False)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)

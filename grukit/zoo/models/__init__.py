@@ -1,0 +1,1 @@
+"""The zoo's models, one package each (see :mod:`grukit.zoo`)."""

@@ -1,0 +1,150 @@
+"""IMDB reviews as text and ids, and length-bucketed training batches."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .model import _bucket_length
+from .preprocessing import ReviewTokenizer, build_vocabulary, tokenize
+
+
+class _Batches(keras.utils.PyDataset):
+    """Token-id batches for ``fit``: shuffled, grouped by length (less padding), each
+    batch cut to its longest review rounded up to ``bucket`` steps."""
+
+    def __init__(self, ids, labels, batch_size, shuffle, seed=0, bucket=64, pool=50):
+        super().__init__()
+        self.ids, self.labels = ids, labels.astype(np.float32)
+        self.lengths = (ids != 0).sum(axis=1)
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.bucket, self.pool = bucket, pool
+        self._epoch = 0
+        self._batches = self._plan()
+
+    def _time_steps(self, idx):
+        return _bucket_length(self.lengths[idx], self.ids.shape[1], self.bucket)
+
+    def _plan(self):
+        batches = self._order()
+        # Keras (TensorFlow backend) fixes the tf.data signature from the first two batches:
+        # give them different lengths when the data has more than one, so that the time
+        # dimension is left unknown (None) rather than fixed to the first batch's.
+        if len(batches) > 2:
+            first = self._time_steps(batches[0])
+            if self._time_steps(batches[1]) == first:
+                for j in range(2, len(batches)):
+                    if self._time_steps(batches[j]) != first:
+                        batches[1], batches[j] = batches[j], batches[1]
+                        break
+        return batches
+
+    def _order(self):
+        n, bs = len(self.ids), self.batch_size
+        if not self.shuffle:
+            order = np.argsort(self.lengths, kind="stable")
+            return [order[i:i + bs] for i in range(0, n, bs)]
+        rng = np.random.default_rng([self.seed, self._epoch])
+        order = rng.permutation(n)
+        chunk = bs * self.pool  # sort by length inside chunks: batches of similar lengths
+        parts = []
+        for i in range(0, n, chunk):
+            part = order[i:i + chunk]
+            parts.append(part[np.argsort(self.lengths[part], kind="stable")])
+        order = np.concatenate(parts)
+        batches = [order[i:i + bs] for i in range(0, n, bs)]
+        return [batches[j] for j in rng.permutation(len(batches))]
+
+    def __len__(self):
+        return len(self._batches)
+
+    def __getitem__(self, index):
+        idx = self._batches[index]
+        return self.ids[idx, :self._time_steps(idx)], self.labels[idx]
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._epoch += 1
+            self._batches = self._plan()
+
+
+class ImdbData:
+    """The IMDB reviews, loaded per split on demand and cached, with the token counts,
+    vocabularies and encodings that trials share (see :class:`ImdbSentiment`).
+
+    Attributes:
+        source: the archive/folder the reviews came from (``None`` for tfds).
+    """
+
+    SPLITS = {"train": "train", "validation": "validation", "train_full": "train_full",
+              "test": "test"}
+
+    def __init__(self, data_dir=None, path=None, limit=None):
+        self.data_dir, self.path, self.limit = data_dir, path, limit
+        self._texts, self._counts, self._vocab, self._encoded = {}, {}, {}, {}
+        self.source = _imdb_source(data_dir, path)
+
+    def texts(self, split, limit=0):
+        """``(texts, labels)`` of ``split``, ``limit`` (0: all) balanced reviews."""
+        from grukit.datasets import load_imdb
+
+        if split not in self.SPLITS:
+            raise ValueError(f"imdb-sentiment: unknown split {split!r}; expected train, "
+                             f"validation, train_full or test.")
+        caps = [c for c in (limit or None, self.limit) if c]
+        cap = min(caps) if caps else None
+        key = (split, cap)
+        if key not in self._texts:
+            self._texts[key] = load_imdb(split, data_dir=self.data_dir, path=self.path,
+                                         limit=cap)
+        return self._texts[key]
+
+    def counts(self, limit=0, split="train"):
+        """Token counts over the training reviews (``limit`` of them; ``split="train_full"``:
+        training and validation reviews, for a refit)."""
+        if (split, limit) not in self._counts:
+            from collections import Counter
+
+            counts = Counter()
+            for text in self.texts(split, limit)[0]:
+                counts.update(tokenize(text))
+            self._counts[(split, limit)] = counts
+        return self._counts[(split, limit)]
+
+    def vocabulary(self, hparams):
+        """The vocabulary of the reviews the model trains on (``"train_full"`` when
+        ``hparams["refit"]``)."""
+        split = "train_full" if hparams.get("refit") else "train"
+        key = (hparams["vocab_size"], hparams.get("train_limit", 0), split)
+        if key not in self._vocab:
+            self._vocab[key] = build_vocabulary(self.counts(key[1], split), key[0])
+        return self._vocab[key]
+
+    def encoded(self, split, hparams):
+        """``(ids int32 [n, sequence_length], labels)`` of ``split`` for ``hparams``."""
+        limit = hparams.get({"train": "train_limit", "train_full": "train_limit",
+                             "validation": "val_limit", "test": "test_limit"}[split], 0)
+        vocab = self.vocabulary(hparams)
+        key = (split, limit, hparams["vocab_size"], hparams.get("train_limit", 0),
+               bool(hparams.get("refit")), hparams["sequence_length"], hparams["truncate"])
+        if key not in self._encoded:
+            texts, labels = self.texts(split, limit)
+            tok = ReviewTokenizer(vocab, hparams["sequence_length"], hparams["truncate"])
+            self._encoded[key] = (tok.encode(texts), np.asarray(labels, np.int64))
+        return self._encoded[key]
+
+
+def _imdb_source(data_dir, path):
+    """The archive or folder :func:`grukit.datasets.load_imdb` will read, if local."""
+    if path is not None:
+        return Path(path)
+    roots = [r for r in (data_dir, os.environ.get("GRUKIT_DATA_DIR")) if r]
+    for root in roots:
+        for rel in ("imdb/aclImdb_v1.tar.gz", "imdb/aclImdb", "aclImdb_v1.tar.gz", "aclImdb"):
+            candidate = Path(root).expanduser() / rel
+            if candidate.exists():
+                return candidate
+    return None

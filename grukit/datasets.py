@@ -79,9 +79,17 @@ _ETT_SPLITS = {"train": "train", "val": "val", "validation": "val", "test": "tes
 # ------------------------------------------------------------------ location
 def _roots(data_dir):
     """(label, folder) pairs to search: the data_dir argument, then $GRUKIT_DATA_DIR."""
-    roots = []
     if data_dir is not None:
-        roots.append(("data_dir argument", os.path.expanduser(os.fspath(data_dir))))
+        # An explicit folder is the only one searched: a mistyped one must not silently
+        # fall back to $GRUKIT_DATA_DIR (or to a download).
+        folder = os.path.expanduser(os.fspath(data_dir))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(
+                f"data folder {folder!r} does not exist or is not a folder (given as "
+                f"data_dir= / --data-dir). Expected a folder holding imdb/, tinyshakespeare/ "
+                f"and/or ett/.")
+        return [("data_dir argument / --data-dir", folder)]
+    roots = []
     env = os.environ.get(DATA_DIR_ENV)
     if env:
         roots.append((f"${DATA_DIR_ENV}", os.path.expanduser(env)))
@@ -109,10 +117,11 @@ def _not_found(what, looked, download, online, layout, download_error=None):
         lines.append(f"  - {online}: failed: {type(download_error).__name__}: {download_error}")
     elif not download:
         lines.append(f"  - {online}: not tried (download=False)")
+    needs = "internet" + ("" if "keras" in online else ", tensorflow and tensorflow-datasets")
     lines.append(
-        f"To fix it: set {DATA_DIR_ENV} to a folder holding {layout}, or pass "
-        f"data_dir=<that folder> or path=<the file>, or call with download=True "
-        f"(needs internet{'' if 'keras' in online else ', tensorflow and tensorflow-datasets'}).")
+        f"To fix it: set {DATA_DIR_ENV} to a folder holding {layout}, or name that folder "
+        f"(command line: --data-dir DIR; Python: data_dir=DIR), or download it (command "
+        f"line: leave out --data-dir; Python: download=True; needs {needs}).")
     return FileNotFoundError("\n".join(lines))
 
 

@@ -281,8 +281,14 @@ def test_resolution_order_shakespeare(tmp_path, isolated, monkeypatch):
     assert load("all", path=env / "tinyshakespeare" / "input.txt", data_dir=arg).startswith("from env")
     # a data_dir holding the file directly works too
     assert load("all", data_dir=arg / "tinyshakespeare").startswith("from arg")
-    # an explicit data_dir without the file falls through to the env var
-    assert load("all", data_dir=tmp_path / "nothing", download=False).startswith("from env")
+    # an explicit data_dir is the only folder searched: a missing (mistyped) one is an error
+    # naming it, and one without the file does not fall back to the env var
+    with pytest.raises(FileNotFoundError, match=r"data folder .*nothing.* does not exist"):
+        load("all", data_dir=tmp_path / "nothing", download=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError) as err:
+        load("all", data_dir=tmp_path / "empty", download=False)
+    assert str(tmp_path / "empty") in str(err.value) and str(env) not in str(err.value)
 
 
 def test_resolution_order_imdb_and_ett(tmp_path, isolated, monkeypatch):
@@ -303,19 +309,21 @@ def test_resolution_order_imdb_and_ett(tmp_path, isolated, monkeypatch):
 @pytest.mark.parametrize("loader", ["imdb", "tiny_shakespeare", "ett"])
 def test_missing_data_lists_every_place(tmp_path, isolated, monkeypatch, loader):
     load = getattr(datasets, f"load_{loader}")
+    (tmp_path / "arg_dir").mkdir()
     with pytest.raises(FileNotFoundError) as err:
         load(data_dir=tmp_path / "arg_dir", download=False)
     msg = str(err.value)
-    assert str(tmp_path / "arg_dir") in msg and "data_dir argument" in msg
+    assert str(tmp_path / "arg_dir") in msg and "data_dir argument / --data-dir" in msg
     assert "$GRUKIT_DATA_DIR: not set" in msg and "download=False" in msg
-    assert "set GRUKIT_DATA_DIR" in msg and "download=True" in msg and "path=" in msg
+    # the hint speaks to both kinds of user: the command line and Python
+    assert "set GRUKIT_DATA_DIR" in msg and "--data-dir DIR" in msg and "data_dir=DIR" in msg
+    assert "download=True" in msg and "leave out --data-dir" in msg
 
     monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path / "env_dir"))
     with pytest.raises(FileNotFoundError) as err:
-        load(data_dir=tmp_path / "arg_dir", download=False)
+        load(download=False)
     msg = str(err.value)
-    assert str(tmp_path / "arg_dir") in msg and str(tmp_path / "env_dir") in msg
-    assert msg.index("arg_dir") < msg.index("env_dir")
+    assert str(tmp_path / "env_dir") in msg and str(tmp_path / "arg_dir") not in msg
     if loader == "ett":
         assert "keras_home_empty" in msg  # the Keras download cache was looked at as well
 

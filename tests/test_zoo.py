@@ -111,7 +111,24 @@ def test_hparams_defaults_profiles_and_overrides():
     assert (full["lookback"], full["units"], full["segment"]) == (720, 512, 24)  # SegRNN's
     assert quick["lookback"] == 96 and quick["max_train_windows"] > 0
     assert cpu["units"] == 128 and cpu["max_train_windows"] == 0
-    assert ett.profiles() == ["quick", "cpu"]
+    assert ett.profiles() == ["quick", "cpu", "preset-h96", "preset-h192", "preset-h336",
+                              "preset-h720"]
+    # `zoo train --horizon H` trains the committed preset's configuration for H, unless a
+    # profile, a hyperparameter file or --quick is named
+    from types import SimpleNamespace
+
+    for given, expected in ((dict(horizon=336), "preset-h336"), (dict(horizon=None), "preset-h96"),
+                            (dict(horizon=336, profile="cpu"), "cpu"),
+                            (dict(horizon=336, hparams="best.json"), None),
+                            (dict(horizon=336, quick=True), None)):
+        args = SimpleNamespace(**{"data": None, "profile": None, "hparams": None,
+                                  "quick": False, **given})
+        _, overrides = ett.options_from_args(args, "train")
+        assert args.profile == expected, given
+        if given["horizon"]:
+            assert overrides["horizon"] == 336
+    preset = ett.hparams(profile="preset-h336", overrides={"horizon": 336})
+    assert preset == zoo.load("ett-forecasting", ett.preset_for(336)).zoo_preset.metadata["hparams"]
     hp = ett.hparams(quick=True, overrides={"variant": "mingru", "horizon": 192})
     assert (hp["variant"], hp["horizon"]) == ("mingru", 192)
 
@@ -211,7 +228,7 @@ def test_cli_list(capsys):
      r"--horizon must be a positive integer"),
     (["zoo", "train", "ett-forecasting", "--quick", "--set", "units"], r"--set takes KEY=VALUE"),
     (["zoo", "train", "ett-forecasting", "--quick", "--data-dir", "/nonexistent/data"],
-     r"ETTh1"),
+     r"data folder '/nonexistent/data' does not exist"),
     (["zoo", "train", "ett-forecasting", "--quick", "--data", "/nonexistent/ETTh2.csv"],
      r"/nonexistent/ETTh2.csv"),
     (["zoo", "evaluate", "ett-forecasting", "--preset", "/nonexistent/preset"],
@@ -313,6 +330,7 @@ def test_cli_trains_and_evaluates_on_another_ett_file(tmp_path):
              "--out", str(out)])
     meta = presets.read_metadata(out / "preset")
     assert meta["preprocessing"]["data_name"] == "ETTh2"
+    assert "ETTh2" in meta["description"] and "ETTh1" not in meta["description"]
     assert [f["name"] for f in meta["data"]["files"]] == ["ETTh2.csv"]
     etth1_mean = np.mean(np.loadtxt(ETT_CSV, delimiter=",", skiprows=1, usecols=7,
                                     max_rows=8640))

@@ -17,6 +17,9 @@ import pytest
 import keras
 
 import grukit.zoo as zoo
+from grukit.zoo.models.char_lm.generation import MAX_LENGTH, generate, sample, uniform
+from grukit.zoo.models.char_lm.model import CharLM, _runner, stream_loss
+from grukit.zoo.models.char_lm.preprocessing import build_vocabulary, decode, encode
 from conftest import BACKEND, DATA_DIR, REPO
 
 TEXT = os.path.join(DATA_DIR, "tinyshakespeare", "input.txt")
@@ -32,11 +35,6 @@ VOCAB = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 @pytest.fixture(scope="module")
 def lm():
     return zoo.get("char-lm")
-
-
-@pytest.fixture(scope="module")
-def mod(lm):
-    return sys.modules[type(lm).__module__]
 
 
 @pytest.fixture(scope="module")
@@ -58,25 +56,25 @@ def trained(lm, data, tmp_path_factory):
     return result, hp
 
 
-def small_model(mod, variant="gru", depth=2, units=12, vocabulary=VOCAB):
+def small_model(variant="gru", depth=2, units=12, vocabulary=VOCAB):
     keras.utils.set_random_seed(7)
-    model = mod.CharLM(vocabulary, embedding_dim=8, units=units, depth=depth, variant=variant)
+    model = CharLM(vocabulary, embedding_dim=8, units=units, depth=depth, variant=variant)
     model.build((None, None))
     return model
 
 
 # ------------------------------------------------------------ vocabulary, sampling
-def test_vocabulary_and_encoding(mod):
-    assert mod.build_vocabulary("abba\n") == "\nab"
-    ids = mod.encode("ROMEO:\n", VOCAB)
-    assert ids.dtype == np.int32 and mod.decode(ids, VOCAB) == "ROMEO:\n"
-    assert list(mod.encode("aXb", "ab", unknown="skip")) == [0, 1]
+def test_vocabulary_and_encoding():
+    assert build_vocabulary("abba\n") == "\nab"
+    ids = encode("ROMEO:\n", VOCAB)
+    assert ids.dtype == np.int32 and decode(ids, VOCAB) == "ROMEO:\n"
+    assert list(encode("aXb", "ab", unknown="skip")) == [0, 1]
     with pytest.raises(ValueError, match=r"outside the model's 2-character vocabulary: 'X'"):
-        mod.encode("aXb", "ab")
+        encode("aXb", "ab")
     with pytest.raises(ValueError, match="unknown must be one of"):
-        mod.encode("ab", "ab", unknown="replace")
+        encode("ab", "ab", unknown="replace")
     # characters beyond the vocabulary's largest code point, astral ones too
-    assert list(mod.encode("a\u00e9\U0001F600b", "ab", unknown="skip")) == [0, 1]
+    assert list(encode("a\u00e9\U0001F600b", "ab", unknown="skip")) == [0, 1]
 
 
 @needs_data
@@ -87,68 +85,68 @@ def test_data_splits_and_vocabulary(data):
     assert np.array_equal(data.ids("test"), data.ids("validation"))
 
 
-def test_uniform_and_sample(mod):
-    us = [mod.uniform(s, t) for s in range(5) for t in range(200)]
+def test_uniform_and_sample():
+    us = [uniform(s, t) for s in range(5) for t in range(200)]
     assert all(0 <= u < 1 for u in us) and len(set(us)) > 990
-    assert mod.uniform(3, 17) == mod.uniform(3, 17) and abs(np.mean(us) - 0.5) < 0.03
+    assert uniform(3, 17) == uniform(3, 17) and abs(np.mean(us) - 0.5) < 0.03
     logits = np.array([0.0, 2.0, 1.0, 2.0])
-    assert mod.sample(logits, 0, 0, 0.99) == 1                    # greedy: first of ties
-    assert mod.sample(logits, 1.0, 1, 0.99) == 3                  # top-k keeps ties
-    assert mod.sample(np.array([0.0, 2.0, 1.0, 1.5]), 1.0, 1, 0.99) == 1   # top-1: greedy
-    assert mod.sample(logits, 1.0, 0, 0.0) == 0
-    assert mod.sample(logits, 1.0, 2, 0.0) == 1                   # top-2 masks 0 and 2
-    assert mod.sample(logits, 1.0, 99, 0.999999) == 3             # top_k > V: all
+    assert sample(logits, 0, 0, 0.99) == 1                    # greedy: first of ties
+    assert sample(logits, 1.0, 1, 0.99) == 3                  # top-k keeps ties
+    assert sample(np.array([0.0, 2.0, 1.0, 1.5]), 1.0, 1, 0.99) == 1   # top-1: greedy
+    assert sample(logits, 1.0, 0, 0.0) == 0
+    assert sample(logits, 1.0, 2, 0.0) == 1                   # top-2 masks 0 and 2
+    assert sample(logits, 1.0, 99, 0.999999) == 3             # top_k > V: all
     rng = np.random.default_rng(0)
-    draws = [mod.sample(np.log([0.2, 0.5, 0.3]), 1.0, 0, u) for u in rng.random(4000)]
+    draws = [sample(np.log([0.2, 0.5, 0.3]), 1.0, 0, u) for u in rng.random(4000)]
     assert np.allclose(np.bincount(draws, minlength=3) / 4000, [0.2, 0.5, 0.3], atol=0.03)
 
 
 # --------------------------------------------------------------- model and steps
 @pytest.mark.parametrize("variant", ["gru", "mgu", "ligru", "mingru"])
-def test_step_by_step_equals_full_sequence(mod, variant):
-    model = small_model(mod, variant)
-    ids = mod.encode("ROMEO:\nWhat light through yonder window breaks?", VOCAB)
+def test_step_by_step_equals_full_sequence(variant):
+    model = small_model(variant)
+    ids = encode("ROMEO:\nWhat light through yonder window breaks?", VOCAB)
     full = keras.ops.convert_to_numpy(model(ids[None]))[0]
-    run = mod._runner(model, "step")
+    run = _runner(model, "step")
     state, steps = model.initial_state(1), []
     for i in ids:
         logits, state = run(np.array([i], np.int32), state)
         steps.append(logits[0])
     np.testing.assert_allclose(np.stack(steps), full, atol=1e-5, rtol=1e-5)
     # the carried state equals the layers' final states, and sequence() resumes from it
-    fwd_logits, fwd_state = mod._runner(model, "sequence")(ids[None, :20], model.initial_state(1))
-    rest, _ = mod._runner(model, "sequence")(ids[None, 20:], fwd_state)
+    fwd_logits, fwd_state = _runner(model, "sequence")(ids[None, :20], model.initial_state(1))
+    rest, _ = _runner(model, "sequence")(ids[None, 20:], fwd_state)
     np.testing.assert_allclose(np.concatenate([fwd_logits, rest], 1)[0], full, atol=1e-5)
 
 
-def test_stream_loss_equals_one_long_window(mod):
+def test_stream_loss_equals_one_long_window():
     """The carried-state evaluation counts every character once and equals reading the
     whole text in one window."""
-    model = small_model(mod, "gru")
+    model = small_model("gru")
     ids = np.random.default_rng(1).integers(0, 65, 301).astype(np.int32)
-    loss, n = mod.stream_loss(model, ids, streams=1, window=64)
+    loss, n = stream_loss(model, ids, streams=1, window=64)
     logits = keras.ops.convert_to_numpy(model(ids[None, :-1]))[0].astype(np.float64)
     lse = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)) + logits.max(-1)
     ref = np.mean(lse - logits[np.arange(300), ids[1:]])
     assert n == 300 and abs(loss - ref) < 1e-5
-    loss3, n3 = mod.stream_loss(model, ids, streams=3, window=16)
+    loss3, n3 = stream_loss(model, ids, streams=3, window=16)
     assert n3 == 300 and abs(loss3 - ref) < 0.05
 
 
-def test_generation_is_stepwise_and_deterministic(mod, monkeypatch):
-    model = small_model(mod, "mgu")
-    a = mod.generate(model, "ROMEO:", 60, temperature=0.8, seed=1)
+def test_generation_is_stepwise_and_deterministic(monkeypatch):
+    model = small_model("mgu")
+    a = generate(model, "ROMEO:", 60, temperature=0.8, seed=1)
     assert len(a) == 60 and set(a) <= set(VOCAB)
-    assert mod.generate(model, "ROMEO:", 60, temperature=0.8, seed=1) == a
-    assert mod.generate(model, "ROMEO:", 60, temperature=0.8, seed=2) != a
-    assert mod.generate(model, "ROMEO:", 25, temperature=0.8, seed=1) == a[:25]
-    greedy = mod.generate(model, "ROMEO:", 30, temperature=0)
-    assert greedy == mod.generate(model, "ROMEO:", 30, temperature=0, seed=9)
-    assert greedy == mod.generate(model, "ROMEO:", 30, temperature=0.7, top_k=1, seed=3)
+    assert generate(model, "ROMEO:", 60, temperature=0.8, seed=1) == a
+    assert generate(model, "ROMEO:", 60, temperature=0.8, seed=2) != a
+    assert generate(model, "ROMEO:", 25, temperature=0.8, seed=1) == a[:25]
+    greedy = generate(model, "ROMEO:", 30, temperature=0)
+    assert greedy == generate(model, "ROMEO:", 30, temperature=0, seed=9)
+    assert greedy == generate(model, "ROMEO:", 30, temperature=0.7, top_k=1, seed=3)
     # constant work per character: one single-character step per prompt character and
     # per generated character after the first; the prefix is never re-run
     calls = []
-    real = mod._runner
+    real = _runner
 
     def counting(m, method):
         run = real(m, method)
@@ -158,26 +156,26 @@ def test_generation_is_stepwise_and_deterministic(mod, monkeypatch):
             return run(ids, state)
         return wrapped
 
-    monkeypatch.setattr(mod, "_runner", counting)
-    mod.generate(model, "ROMEO:", 40, temperature=1.0, seed=4)
+    monkeypatch.setattr("grukit.zoo.models.char_lm.generation._runner", counting)
+    generate(model, "ROMEO:", 40, temperature=1.0, seed=4)
     assert calls == [(1,)] * (6 + 40 - 1)
 
 
-def test_generation_bad_inputs(mod):
-    model = small_model(mod, "gru")
+def test_generation_bad_inputs():
+    model = small_model("gru")
     with pytest.raises(ValueError, match=r"2 character\(s\) outside .*'~é'.*unknown='skip'"):
-        mod.generate(model, "ROMEO~é:", 10)
-    assert mod.generate(model, "ROMEO~é:", 10, seed=1, unknown="skip") == \
-        mod.generate(model, "ROMEO:", 10, seed=1)
+        generate(model, "ROMEO~é:", 10)
+    assert generate(model, "ROMEO~é:", 10, seed=1, unknown="skip") == \
+        generate(model, "ROMEO:", 10, seed=1)
     # empty prompt (or only skipped characters): generated as if after a newline
-    assert mod.generate(model, "", 20, seed=3) == mod.generate(model, "\n", 20, seed=3)
-    assert mod.generate(model, "~~", 20, seed=3, unknown="skip") == \
-        mod.generate(model, "\n", 20, seed=3)
-    assert mod.generate(model, b"ROMEO:", 10, seed=1) == mod.generate(model, "ROMEO:", 10, seed=1)
-    assert mod.generate(model, "ROMEO:", 0) == ""
+    assert generate(model, "", 20, seed=3) == generate(model, "\n", 20, seed=3)
+    assert generate(model, "~~", 20, seed=3, unknown="skip") == \
+        generate(model, "\n", 20, seed=3)
+    assert generate(model, b"ROMEO:", 10, seed=1) == generate(model, "ROMEO:", 10, seed=1)
+    assert generate(model, "ROMEO:", 0) == ""
     for kwargs, message in [
             ({"length": -1}, "length must be >= 0"),
-            ({"length": mod.MAX_LENGTH + 1}, "more than the 100,000 characters"),
+            ({"length": MAX_LENGTH + 1}, "more than the 100,000 characters"),
             ({"length": 2.5}, "length must be an integer"),
             ({"temperature": -0.1}, "temperature must be >= 0"),
             ({"temperature": float("nan")}, "finite number"),
@@ -187,15 +185,15 @@ def test_generation_bad_inputs(mod):
             ({"seed": -3}, "seed must be an integer >= 0"),
             ({"unknown": "ignore"}, "unknown must be one of")]:
         with pytest.raises(ValueError, match=message):
-            mod.generate(model, "ROMEO:", **{"length": 5, **kwargs})
+            generate(model, "ROMEO:", **{"length": 5, **kwargs})
     with pytest.raises(ValueError, match="prompt must be a string"):
-        mod.generate(model, 42, 5)
+        generate(model, 42, 5)
     with pytest.raises(ValueError, match="expected the char-lm model"):
-        mod.generate(keras.Sequential([keras.layers.Dense(2)]), "a", 5)
+        generate(keras.Sequential([keras.layers.Dense(2)]), "a", 5)
 
 
-def test_predict_api(lm, mod):
-    model = small_model(mod, "gru")
+def test_predict_api(lm):
+    model = small_model("gru")
     one = lm.predict(model, "ROMEO:", length=15, temperature=0.5, seed=2)
     assert isinstance(one, str) and len(one) == 15
     many = lm.predict(model, ["ROMEO:", "JULIET:"], length=15, temperature=0.5, seed=2)
@@ -219,7 +217,7 @@ def test_hparams_validation(lm):
 
 # ------------------------------------------------------------- training, presets
 @needs_data
-def test_quick_train_and_preset_round_trip(lm, mod, data, trained):
+def test_quick_train_and_preset_round_trip(lm, data, trained):
     result, hp = trained
     metrics = result.metrics["validation"]
     assert metrics["characters"] == 2999
@@ -227,7 +225,7 @@ def test_quick_train_and_preset_round_trip(lm, mod, data, trained):
     assert metrics["loss"] < math.log(65)                       # learned something
     assert result.metrics["test"] == metrics                    # no separate test split
     loaded = zoo.load("char-lm", preset=result.preset)
-    assert isinstance(loaded, mod.CharLM) and loaded.vocabulary == data.vocabulary
+    assert isinstance(loaded, CharLM) and loaded.vocabulary == data.vocabulary
     assert (loaded.variant, loaded.units, loaded.depth) == ("mgu", 16, 2)
     ids = data.ids("validation", 80)[None]
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(ids)),

@@ -8,7 +8,6 @@ the committed preset's predict tests run without data.
 import json
 import os
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,8 @@ import keras
 
 import grukit.zoo as zoo
 from grukit.__main__ import main
+from grukit.zoo.models.ett_forecasting.model import SegRNN
+from grukit.zoo.models.ett_forecasting.preprocessing import read_window_csv
 from conftest import BACKEND, DATA_DIR, REPO, to_np
 
 ETT_CSV = os.path.join(DATA_DIR, "ett", "ETTh1.csv")
@@ -29,11 +30,6 @@ needs_data = pytest.mark.skipif(not os.path.isfile(ETT_CSV),
 @pytest.fixture(scope="module")
 def ett():
     return zoo.get("ett-forecasting")
-
-
-@pytest.fixture(scope="module")
-def recipe(ett):
-    return sys.modules[type(ett).__module__]
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +47,8 @@ def committed():
 # -------------------------------------------------------------------- model
 @pytest.mark.parametrize("variant, norm", [("gru", "last"), ("mgu2", "mean"), ("mingru", "revin"),
                                            ("ligru", "last")])
-def test_segrnn_shapes_and_reversible_normalisation(recipe, variant, norm):
-    model = recipe.SegRNN(48, 36, 3, segment=12, units=8, variant=variant, norm=norm)
+def test_segrnn_shapes_and_reversible_normalisation(variant, norm):
+    model = SegRNN(48, 36, 3, segment=12, units=8, variant=variant, norm=norm)
     x = np.random.default_rng(0).standard_normal((2, 48, 3)).astype("float32")
     y = to_np(model(x))
     assert y.shape == (2, 36, 3) and np.isfinite(y).all()
@@ -61,19 +57,19 @@ def test_segrnn_shapes_and_reversible_normalisation(recipe, variant, norm):
     if norm == "revin":
         np.testing.assert_allclose(to_np(model(3.0 * x)), 3.0 * y, atol=5e-4, rtol=1e-4)
     config = model.get_config()
-    clone = recipe.SegRNN.from_config(config)
+    clone = SegRNN.from_config(config)
     clone.build((None, 48, 3))
     clone.set_weights(model.get_weights())
     np.testing.assert_allclose(to_np(clone(x)), y, atol=1e-6)
 
 
-def test_segrnn_parallel_decoding_matches_one_step_per_segment(recipe):
+def test_segrnn_parallel_decoding_matches_one_step_per_segment():
     """Output segment j of channel c is head(one recurrent step from the encoder's final
     state with input [position_j, channel_c]) -- SegRNN's parallel decoding, rebuilt here
     channel by channel from the model's own layers."""
     B, L, H, C, w, d = 3, 24, 18, 2, 6, 10
     m = H // w
-    model = recipe.SegRNN(L, H, C, segment=w, units=d, variant="mgu", norm="last", dropout=0.3)
+    model = SegRNN(L, H, C, segment=w, units=d, variant="mgu", norm="last", dropout=0.3)
     x = np.random.default_rng(1).standard_normal((B, L, C)).astype("float32")
     y = to_np(model(x, training=False))
     last = x[:, -1:, :]
@@ -87,13 +83,13 @@ def test_segrnn_parallel_decoding_matches_one_step_per_segment(recipe):
         np.testing.assert_allclose(y[:, :, c], expected, atol=1e-5, err_msg=f"channel {c}")
 
 
-def test_segrnn_bad_arguments(recipe):
+def test_segrnn_bad_arguments():
     with pytest.raises(ValueError, match="horizon 100 is not a multiple of the segment length 24"):
-        recipe.SegRNN(96, 100, 7, segment=24)
+        SegRNN(96, 100, 7, segment=24)
     with pytest.raises(ValueError, match="norm must be one of"):
-        recipe.SegRNN(96, 96, 7, norm="zscore")
+        SegRNN(96, 96, 7, norm="zscore")
     with pytest.raises(ValueError, match="Unknown variant"):
-        recipe.SegRNN(96, 96, 7, variant="lstm")
+        SegRNN(96, 96, 7, variant="lstm")
 
 
 # ---------------------------------------------------------------- training
@@ -112,10 +108,20 @@ def test_tiny_training_preset_round_trip(ett, data, tmp_path):
         "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066")
     assert meta["versions"]["backend"] == BACKEND and meta["training"]["time_s"] > 0
     assert meta["preprocessing"]["columns"][-1] == "OT"
+    assert "(ETTh1, 7 series)" in meta["description"]
     loaded = zoo.from_preset(tmp_path / "run")
     x, y = data.windows("test", 96, 96, scaled=False)
     np.testing.assert_allclose(ett.predict(loaded, x[:5]), ett.predict(result.model, x[:5]),
                                rtol=1e-5, atol=1e-4)
+    # a finished run is not silently retrained: it needs overwrite (--overwrite)
+    before = (tmp_path / "run" / "preset" / "metadata.json").read_text()
+    with pytest.raises(FileExistsError, match="holds a finished run.*--overwrite"):
+        ett.train(hp, data, tmp_path / "run", epochs=1, quick=True, verbose=0, command="test")
+    assert (tmp_path / "run" / "preset" / "metadata.json").read_text() == before
+    again = ett.train(dict(hp, variant="gru"), data, tmp_path / "run", epochs=1, quick=True,
+                      verbose=0, command="test", overwrite=True)
+    assert again.resumed_from == 0 and again.metadata["training"]["runs"] == 1
+    assert zoo.from_preset(tmp_path / "run").zoo_preset.metadata["hparams"]["variant"] == "gru"
 
 
 # ---------------------------------------------------------- committed preset
@@ -285,24 +291,24 @@ def test_saved_model_serves_raw_windows_and_rejects_bad_ones(ett, by_horizon, tm
 
 
 # ---------------------------------------------------------------- CSV, CLI
-def test_read_window_csv(recipe, tmp_path):
+def test_read_window_csv(tmp_path):
     cols = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
     rows = np.arange(21, dtype="float32").reshape(3, 7)
     with_header = tmp_path / "a.csv"
     with_header.write_text("date,OT,HUFL,HULL,MUFL,MULL,LUFL,LULL\n" + "".join(
         f"2018-01-01 0{i}:00:00,{r[6]},{','.join(map(str, r[:6]))}\n" for i, r in enumerate(rows)))
-    np.testing.assert_array_equal(recipe.read_window_csv(with_header, cols), rows)
+    np.testing.assert_array_equal(read_window_csv(with_header, cols), rows)
     bare = tmp_path / "b.csv"
     bare.write_text("".join(",".join(map(str, r)) + "\n" for r in rows))
-    np.testing.assert_array_equal(recipe.read_window_csv(bare, cols), rows)
+    np.testing.assert_array_equal(read_window_csv(bare, cols), rows)
     missing = tmp_path / "c.csv"
     missing.write_text("date,HUFL\n2018,1\n")
     with pytest.raises(ValueError, match=r"lacks columns \['HULL'"):
-        recipe.read_window_csv(missing, cols)
+        read_window_csv(missing, cols)
     junk = tmp_path / "d.csv"
     junk.write_text("1,2,3,4,5,6,7\n1,2,x,4,5,6,7\n")
     with pytest.raises(ValueError, match="line 2: expected 7 numbers"):
-        recipe.read_window_csv(junk, cols)
+        read_window_csv(junk, cols)
 
 
 @needs_data
@@ -353,6 +359,8 @@ def test_local_search_writes_table_and_resumes(ett, data, tmp_path, capsys):
     assert (tmp_path / "tune" / "bayesian-quick" / "oracle.json").is_file()
     best = json.loads((tmp_path / "best_hparams.json").read_text())
     assert best["variant"] == rows[0]["hparams"]["variant"] and best["horizon"] == 96
+    # the epochs the trial trained (1), not the profile's (hp["epochs"])
+    assert best["epochs"] == 1 and hp["epochs"] != 1
     assert "| trial | status | variant | units |" in (tmp_path / "trials.md").read_text()
     capsys.readouterr()
     again = ett.tune(hp, data, tmp_path, tuner="bayesian", max_trials=2, epochs=1, quick=True,

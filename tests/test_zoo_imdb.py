@@ -14,6 +14,11 @@ import pytest
 import keras
 
 import grukit.zoo as zoo
+from grukit.zoo.models.imdb_sentiment.data import _Batches
+from grukit.zoo.models.imdb_sentiment.gates import gate_profile, plot_gates
+from grukit.zoo.models.imdb_sentiment.model import SentimentModel, nb_ratios, ngram_bucket_ids, predict_ids
+from grukit.zoo.models.imdb_sentiment.preprocessing import ReviewTokenizer, tokenize, truncate_tokens
+from grukit.zoo.models.imdb_sentiment.recipe import SEARCH_SPACES
 from conftest import BACKEND, DATA_DIR, REPO
 
 ARCHIVE = os.path.join(DATA_DIR, "imdb", "aclImdb_v1.tar.gz")
@@ -31,11 +36,6 @@ def imdb():
 
 
 @pytest.fixture(scope="module")
-def recipe_module(imdb):
-    return sys.modules[type(imdb).__module__]
-
-
-@pytest.fixture(scope="module")
 def trained(imdb, tmp_path_factory):
     if not os.path.isfile(ARCHIVE):
         pytest.skip(f"IMDB archive not found at {ARCHIVE}")
@@ -47,8 +47,8 @@ def trained(imdb, tmp_path_factory):
 
 
 # ------------------------------------------------------------------ tokenizer
-def test_tokenize_rules(recipe_module):
-    tok = recipe_module.tokenize
+def test_tokenize_rules():
+    tok = tokenize
     assert tok("Don't miss it!<br /><br />A GREAT film, Amélie-like.") == \
         ["dont", "miss", "it", "!", "a", "great", "film", "amélie", "like"]
     assert tok("") == [] and tok("  \t\n ") == [] and tok("... --- ,,,") == []
@@ -57,10 +57,10 @@ def test_tokenize_rules(recipe_module):
     assert tok(b"bad \xff byte") == ["bad", "\ufffd", "byte"]
 
 
-def test_encode_truncation_and_padding(recipe_module):
+def test_encode_truncation_and_padding():
     vocab = ["", "[UNK]"] + [f"w{i}" for i in range(10)]
     text = " ".join(f"w{i}" for i in range(10))
-    ids = {m: recipe_module.ReviewTokenizer(vocab, 4, m).encode([text, "w3 zz", ""])
+    ids = {m: ReviewTokenizer(vocab, 4, m).encode([text, "w3 zz", ""])
            for m in ("pre", "post", "both")}
     assert ids["pre"][0].tolist() == [8, 9, 10, 11]
     assert ids["post"][0].tolist() == [2, 3, 4, 5]
@@ -69,13 +69,13 @@ def test_encode_truncation_and_padding(recipe_module):
         assert ids[m][1].tolist() == [5, 1, 0, 0]  # known, out of vocabulary, padding
         assert ids[m][2].tolist() == [0, 0, 0, 0]
     with pytest.raises(ValueError, match="padding"):
-        recipe_module.ReviewTokenizer(["a", "b"], 4)
+        ReviewTokenizer(["a", "b"], 4)
     with pytest.raises(ValueError, match="truncate"):
-        recipe_module.ReviewTokenizer(vocab, 4, "middle")
+        ReviewTokenizer(vocab, 4, "middle")
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow string ops: TF pass only")
-def test_tf_tokenizer_matches_python(recipe_module):
+def test_tf_tokenizer_matches_python():
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
@@ -85,11 +85,11 @@ def test_tf_tokenizer_matches_python(recipe_module):
     texts = ["".join(rng.choice(alphabet, rng.integers(0, 40))) for _ in range(200)]
     raw = [t.encode("utf-8") for t in texts] + [b"great \xff\xfe film", b"\xc3", b"a\xe2\x82"]
     for mode in ("pre", "post", "both"):
-        tok = recipe_module.ReviewTokenizer(vocab, 7, mode)
+        tok = ReviewTokenizer(vocab, 7, mode)
         np.testing.assert_array_equal(tok.tf_encode(tf.constant(raw)).numpy(), tok.encode(raw))
 
 
-def test_length_buckets(recipe_module):
+def test_length_buckets():
     """Batches are cut to their longest review (multiples of 64 steps); on TF, fit must accept
     the varying time dimension (Keras takes the tf.data signature from the first two batches)."""
     rng = np.random.default_rng(0)
@@ -99,30 +99,30 @@ def test_length_buckets(recipe_module):
         ids[i, :n] = rng.integers(1, 50, n)
     labels = (lengths > 64).astype(np.int64)
     for shuffle in (True, False):
-        batches = recipe_module._Batches(ids, labels, 35, shuffle=shuffle)
+        batches = _Batches(ids, labels, 35, shuffle=shuffle)
         steps = [batches[i][0].shape[1] for i in range(len(batches))]
         assert set(steps) <= {64, 128} and steps[0] != steps[1]
         assert sum(batches[i][0].shape[0] for i in range(len(batches))) == 140
     if BACKEND != "tensorflow":
         return  # the fit below checks the tf.data signature; JAX and torch take any shape
     vocab = ["", "[UNK]"] + [f"w{i}" for i in range(48)]
-    model = recipe_module.SentimentModel(vocab, 128, units=4, embedding_dim=4, variant="mgu",
+    model = SentimentModel(vocab, 128, units=4, embedding_dim=4, variant="mgu",
                                          ngram_buckets=64, ngram_dim=2)
     model.build((None, 128))
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    history = model.fit(recipe_module._Batches(ids, labels, 35, shuffle=True), epochs=1,
+    history = model.fit(_Batches(ids, labels, 35, shuffle=True), epochs=1,
                         verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    p = recipe_module.predict_ids(model, ids, batch_size=70)
+    p = predict_ids(model, ids, batch_size=70)
     assert p.shape == (140,) and np.all((p >= 0) & (p <= 1))
 
 
-def test_bigram_branch_hashes_bigrams_and_optional_unigrams(recipe_module):
+def test_bigram_branch_hashes_bigrams_and_optional_unigrams():
     vocab = ["", "[UNK]"] + [f"w{i}" for i in range(20)]
     v, b = len(vocab), 64
     ids = np.array([[2, 3, 4, 0, 0], [5, 0, 0, 0, 0], [0, 0, 0, 0, 0]], "int32")
     for unigrams in (False, True):
-        model = recipe_module.SentimentModel(vocab, 16, units=4, embedding_dim=4, variant="gru",
+        model = SentimentModel(vocab, 16, units=4, embedding_dim=4, variant="gru",
                                              ngram_buckets=b, ngram_scale=3.0,
                                              ngram_unigrams=unigrams)
         model.build((None, 16))
@@ -134,26 +134,26 @@ def test_bigram_branch_hashes_bigrams_and_optional_unigrams(recipe_module):
         np.testing.assert_allclose(got[1], w[(5 * v) % (b - 1) + 1] if unigrams else 0.0,
                                    rtol=1e-5, atol=1e-7)
         assert got[2] == 0.0
-        again = recipe_module.SentimentModel.from_config(model.get_config())
+        again = SentimentModel.from_config(model.get_config())
         assert again.ngram_unigrams is unigrams and again.ngram_scale == 3.0
 
 
-def test_nb_branch_is_a_normalised_linear_model_over_distinct_ngrams(recipe_module):
+def test_nb_branch_is_a_normalised_linear_model_over_distinct_ngrams():
     vocab = ["", "[UNK]"] + [f"w{i}" for i in range(20)]
     v, b = len(vocab), 97  # no two of the n-grams below share a bucket
     # review 0 repeats the bigram (2, 3): presence, not counts
     ids = np.array([[2, 3, 2, 3, 4, 0], [5, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], "int32")
     labels = np.array([1, 0, 1])
     for unigrams in (False, True):
-        model = recipe_module.SentimentModel(vocab, 16, units=4, embedding_dim=4, variant="gru",
+        model = SentimentModel(vocab, 16, units=4, embedding_dim=4, variant="gru",
                                              ngram_buckets=b, ngram_scale=3.0,
                                              ngram_unigrams=unigrams, ngram_weighting="nb")
         model.build((None, 16))
-        buckets = recipe_module.ngram_bucket_ids(ids, v, b, unigrams)
+        buckets = ngram_bucket_ids(ids, v, b, unigrams)
         codes = [2 * v + 3, 3 * v + 2, 3 * v + 4] + ([2 * v, 3 * v, 4 * v] if unigrams else [])
         assert sorted(buckets[0]) == sorted({c % (b - 1) + 1 for c in codes})
         assert list(buckets[1]) == ([(5 * v) % (b - 1) + 1] if unigrams else [])
-        r = recipe_module.nb_ratios(ids, labels, v, b, unigrams)
+        r = nb_ratios(ids, labels, v, b, unigrams)
         assert r.shape == (b,) and r[0] == 0.0
         # positive-only buckets get the positive ratio, unseen ones the class-balance term
         unseen = np.setdiff1d(np.arange(1, b), np.concatenate(buckets))
@@ -168,20 +168,20 @@ def test_nb_branch_is_a_normalised_linear_model_over_distinct_ngrams(recipe_modu
             x = r[row] / max(np.sqrt(np.sum(r[row] ** 2)), 1e-6)
             np.testing.assert_allclose(z, 3.0 * np.sum(x * w[row, 0]), rtol=1e-5, atol=1e-6)
         assert got[2] == 0.0
-        again = recipe_module.SentimentModel.from_config(model.get_config())
+        again = SentimentModel.from_config(model.get_config())
         assert again.ngram_weighting == "nb"
     with pytest.raises(ValueError, match="ngram_weighting"):
-        recipe_module.SentimentModel(vocab, 16, ngram_buckets=b, ngram_weighting="tfidf")
+        SentimentModel(vocab, 16, ngram_buckets=b, ngram_weighting="tfidf")
     with pytest.raises(ValueError, match="ngram_dim must be 1"):
-        recipe_module.SentimentModel(vocab, 16, ngram_buckets=b, ngram_dim=2,
+        SentimentModel(vocab, 16, ngram_buckets=b, ngram_dim=2,
                                      ngram_weighting="nb")
 
 
-def test_nb_model_members_train_on_their_own_losses(recipe_module):
+def test_nb_model_members_train_on_their_own_losses():
     vocab = ["", "[UNK]"] + [f"w{i}" for i in range(20)]
     ids = np.array([[2, 3, 4, 0], [5, 6, 0, 0], [0, 0, 0, 0]], "int32")
     y = np.array([1.0, 0.0, 1.0], "float32")
-    model = recipe_module.SentimentModel(vocab, 16, units=4, embedding_dim=4, variant="gru",
+    model = SentimentModel(vocab, 16, units=4, embedding_dim=4, variant="gru",
                                          dropout=0.0, spatial_dropout=0.0, ngram_buckets=97,
                                          ngram_weighting="nb")
     model.build((None, 16))
@@ -204,7 +204,7 @@ def test_nb_model_members_train_on_their_own_losses(recipe_module):
     # evaluation (training=False): the blend's loss
     assert float(keras.ops.convert_to_numpy(model.compute_loss(ids, y, served, training=False))) \
         == pytest.approx(float(np.mean(bce(served[:, 0]))), rel=1e-4)
-    np.testing.assert_allclose(recipe_module.predict_ids(model, ids, members=True), members,
+    np.testing.assert_allclose(predict_ids(model, ids, members=True), members,
                                rtol=1e-5)
 
 
@@ -233,7 +233,7 @@ def test_hparams_and_search_space(imdb):
                                **imdb.search_space(keras_tuner.HyperParameters(), defaults,
                                                    quick=True)))
     # every space's draws are valid hyperparameters; "wide" widens "narrow"
-    spaces = sys.modules[type(imdb).__module__].SEARCH_SPACES
+    spaces = SEARCH_SPACES
     for name in ("narrow", "wide"):
         hp = keras_tuner.HyperParameters()
         values = imdb.search_space(hp, dict(defaults, search_space=name))
@@ -297,7 +297,7 @@ def test_refit_trains_on_train_and_validation_and_keeps_the_last_epoch(trained, 
     # the "nb" members: ratios counted over the reviews trained on, kept by the preset,
     # each member's accuracy reported beside the model's
     ids, labels = data.encoded("train_full", hp)
-    ratios = sys.modules[type(imdb).__module__].nb_ratios(ids, labels, len(data.vocabulary(hp)),
+    ratios = nb_ratios(ids, labels, len(data.vocabulary(hp)),
                                                           64, unigrams=True)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model.ngram_ratio), ratios, rtol=1e-6)
     assert np.any(ratios != 0)
@@ -338,7 +338,7 @@ def test_predict_raw_strings(trained, imdb):
 
 
 @needs_data
-def test_bad_inputs(trained, imdb, recipe_module):
+def test_bad_inputs(trained, imdb):
     model = trained[0].model
     # empty, whitespace or punctuation only: no tokens, exactly 0.5 ("no evidence")
     assert imdb.predict(model, "") == 0.5
@@ -355,7 +355,7 @@ def test_bad_inputs(trained, imdb, recipe_module):
     assert len(big.encode()) >= 1_000_000
     p_big = imdb.predict(model, big)
     tok = model.tokenizer
-    kept = recipe_module.truncate_tokens(recipe_module.tokenize(big), tok.sequence_length,
+    kept = truncate_tokens(tokenize(big), tok.sequence_length,
                                          tok.truncate)
     assert p_big == pytest.approx(imdb.predict(model, " ".join(kept)), abs=1e-6)
     # not a string: ValueError naming the position and the type
@@ -369,19 +369,19 @@ def test_bad_inputs(trained, imdb, recipe_module):
 
 
 @needs_data
-def test_gate_plot(trained, tmp_path, recipe_module):
+def test_gate_plot(trained, tmp_path):
     pytest.importorskip("matplotlib")
     model = trained[0].model
-    words, gates = recipe_module.gate_profile(model, "A wonderful film, never dull! Zyxwv.")
+    words, gates = gate_profile(model, "A wonderful film, never dull! Zyxwv.")
     assert words == ["a", "wonderful", "film", "never", "dull", "!", "[zyxwv]"] or \
         len(words) == 7
     assert set(gates) == {"forward"} | ({"backward"} if model.bidirectional else set())
     for z in gates.values():
         assert z.shape == (7, model.units) and np.all((z >= 0) & (z <= 1))
-    path = recipe_module.plot_gates(model, "A wonderful film, never dull!", tmp_path / "g.png")
+    path = plot_gates(model, "A wonderful film, never dull!", tmp_path / "g.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="no tokens"):
-        recipe_module.gate_profile(model, "   ")
+        gate_profile(model, "   ")
 
 
 @needs_data
@@ -426,15 +426,11 @@ def test_export_raw_string_signature(trained, imdb, tmp_path):
 
 
 # ------------------------------------------------------------ committed preset
-@pytest.mark.skipif(not os.path.isfile(os.path.join(REPO, "zoo", "imdb_sentiment", "preset",
-                                                    "model.weights.h5")),
-                    reason="no committed preset yet")
 def test_committed_preset_loads_and_predicts(imdb):
     model = zoo.load("imdb-sentiment")
     meta = model.zoo_preset.metadata
     assert meta["quick"] is False and meta["metrics"]["test"]["examples"] == 25000
-    size = os.path.getsize(os.path.join(REPO, "zoo", "imdb_sentiment", "preset",
-                                        "model.weights.h5"))
+    size = os.path.getsize(imdb.preset_dir() / "model.weights.h5")
     assert size < 6_000_000
     p = imdb.predict(model, ["One of the best films of the year: moving, funny and superbly "
                              "acted. A must see!",

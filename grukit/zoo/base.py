@@ -306,6 +306,12 @@ class ZooModel:
         ``load_data()`` loads the data set on demand (for examples taken from it)."""
         raise NotImplementedError(f"{self.name} has no predict command yet.")
 
+    def describe(self, data):
+        """One line describing a model trained on ``data``, for the preset's metadata
+        (default :attr:`description`; a recipe that trains on user files names the file's
+        data set here, so a preset does not claim the data it was not trained on)."""
+        return self.description
+
     # ====================================================== hyperparameters
     def profiles(self):
         """Names of the hyperparameter profiles in ``hparams.json``: ``"quick"`` and those
@@ -562,6 +568,9 @@ class ZooModel:
             best_hparams = dict(hparams)
             best_hparams.update({k: v for k, v in best[0]["hparams"].items()
                                  if not k.startswith("tuner/")})  # Hyperband's bookkeeping
+            # the epochs the trials trained (--epochs, or Hyperband's budget of that trial),
+            # not the profile's: `zoo train --hparams` then trains what the search measured
+            best_hparams["epochs"] = int(best[0]["hparams"].get("tuner/epochs", epochs))
             _atomic_write_json(out / "best_hparams.json", best_hparams)
         if compare:
             self._compare(search, rows, compare, data, hparams, out)
@@ -637,7 +646,7 @@ class ZooModel:
 
     # ============================================================ training
     def train(self, hparams, data, out, epochs=None, seed=0, data_parallel=None, quick=False,
-              verbose=1, command=None, profile=None):
+              verbose=1, command=None, profile=None, overwrite=False):
         """Train, evaluate and write a preset; resumes an interrupted run in ``out``.
 
         With ``hparams["refit"]`` true (recipes whose :meth:`dataset` knows the
@@ -651,7 +660,9 @@ class ZooModel:
         (the best epoch on the validation objective), ``train_state.json`` (best value,
         early-stopping counter, time spent), ``train_log.csv`` and finally ``preset/``.
         Re-running the same command after an interruption (even ``kill -9``)
-        resumes from the last completed epoch.
+        resumes from the last completed epoch. A run that finished (``out/preset``
+        exists) is not trained again: that raises ``FileExistsError`` unless
+        ``overwrite``, which discards the finished run and trains from scratch.
 
         Args:
             hparams: from :meth:`hparams`.
@@ -665,13 +676,27 @@ class ZooModel:
             profile: the ``hparams.json`` profile used, recorded in the metadata.
             verbose: Keras ``fit`` verbosity (1: progress bars).
             command: the command line recorded in the metadata.
+            overwrite: retrain from scratch over a finished run in ``out``.
 
         Returns:
             :class:`TrainResult`.
+
+        Raises:
+            FileExistsError: ``out`` holds a finished run and ``overwrite`` is false.
         """
         import keras
 
         out = Path(out)
+        if (out / "preset").exists():
+            if not overwrite:
+                raise FileExistsError(
+                    f"{str(out)!r} holds a finished run (its preset is {str(out / 'preset')!r}); "
+                    f"nothing to resume. Retrain from scratch with --overwrite (Python: "
+                    f"overwrite=True), or choose another --out.")
+            for name in ("preset", "backup", "checkpoints"):
+                shutil.rmtree(out / name, ignore_errors=True)
+            for name in ("train_state.json", "train_log.csv"):
+                (out / name).unlink(missing_ok=True)
         out.mkdir(parents=True, exist_ok=True)
         epochs = int(epochs or hparams["epochs"])
         if epochs < 1:
@@ -738,7 +763,7 @@ class ZooModel:
         return {
             "format": _presets.PRESET_FORMAT,
             "model": self.name,
-            "description": self.description,
+            "description": self.describe(data),
             "quick": bool(quick),
             "profile": "quick" if quick else (profile or "defaults"),
             "hparams": hparams,

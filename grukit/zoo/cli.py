@@ -87,6 +87,9 @@ def common_options(p, command):
                        "preset goes to DIR/preset")
         p.add_argument("--hparams", metavar="JSON", help="start from these hyperparameters "
                        "(e.g. a search's best_hparams.json)")
+        p.add_argument("--overwrite", action="store_true",
+                       help="retrain from scratch when DIR holds a finished run (an "
+                            "interrupted run always resumes)")
         p.add_argument("--data-parallel", action=argparse.BooleanOptionalAction, default=None,
                        help="data parallel over all devices (JAX; default: on when JAX sees "
                             "more than one device)")
@@ -203,7 +206,7 @@ def _train(recipe, opts, command):
                                            sort_keys=True), flush=True)
     recipe.train(hparams, data, out, epochs=opts.epochs, seed=opts.seed,
                  data_parallel=opts.data_parallel, quick=opts.quick, command=_command(opts),
-                 profile=opts.profile)
+                 profile=opts.profile, overwrite=opts.overwrite)
     return 0
 
 

@@ -62,6 +62,10 @@ class EttForecasting(ZooModel):
                             f"expected path, name.")
         return load_ett(path=path, name=name, data_dir=data_dir, download=data_dir is None)
 
+    def describe(self, data):
+        return (f"ETT-format multivariate forecasting ({data.name}, {len(data.columns)} series), "
+                f"SegRNN-style on a grukit layer")
+
     def data_files(self, data):
         return [data.source] if data.source else []
 

@@ -181,7 +181,7 @@ class ZooModel:
     Example:
         >>> ett = grukit.zoo.get("ett-forecasting")
         >>> hp = ett.hparams(quick=True, overrides={"variant": "mgu2"})
-        >>> data = ett.load_data(data_dir="/work/shared/data")
+        >>> data = ett.load_data(data_dir="data")
         >>> result = ett.train(hp, data, out="runs/ett", quick=True)
         >>> result.metrics["test"]
     """
@@ -828,7 +828,7 @@ class ZooModel:
             ``(metrics, metadata)``.
 
         Example:
-            >>> metrics, meta = ett.evaluate_preset(split="test", data_dir="/work/shared/data")
+            >>> metrics, meta = ett.evaluate_preset(split="test", data_dir="data")
         """
         if split not in ("test", "validation"):
             raise ValueError(f"split must be 'test' or 'validation'; got {split!r}.")

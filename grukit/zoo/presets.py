@@ -108,7 +108,7 @@ def sha256_file(path, chunk=1 << 20):
     """The hex SHA-256 of a file.
 
     Example:
-        >>> sha256_file("/work/shared/data/ett/ETTh1.csv")[:8]
+        >>> sha256_file("data/ett/ETTh1.csv")[:8]
         'f18de3ad'
     """
     digest = hashlib.sha256()

@@ -85,7 +85,7 @@ class CharLanguageModel(ZooModel):
 
     Example:
         >>> lm = grukit.zoo.get("char-lm")
-        >>> data = lm.load_data(data_dir="/work/shared/data")
+        >>> data = lm.load_data(data_dir="data")
         >>> result = lm.train(lm.hparams(quick=True), data, "runs/char-lm", quick=True)
         >>> lm.predict(result.model, "ROMEO:", length=100, temperature=0.8, seed=1)
     """

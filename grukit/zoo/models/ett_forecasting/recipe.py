@@ -40,7 +40,7 @@ class EttForecasting(ZooModel):
 
     Example:
         >>> ett = grukit.zoo.get("ett-forecasting")
-        >>> data = ett.load_data(data_dir="/work/shared/data")
+        >>> data = ett.load_data(data_dir="data")
         >>> result = ett.train(ett.hparams(quick=True), data, "runs/ett", quick=True)
         >>> ett.predict(result.model, data.values[-96:])      # [96, 7] forecast, CSV units
     """

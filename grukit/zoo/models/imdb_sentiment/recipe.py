@@ -70,7 +70,7 @@ class ImdbSentiment(ZooModel):
 
     Example:
         >>> imdb = grukit.zoo.get("imdb-sentiment")
-        >>> data = imdb.load_data(data_dir="/work/shared/data")
+        >>> data = imdb.load_data(data_dir="data")
         >>> result = imdb.train(imdb.hparams(quick=True), data, "runs/imdb", quick=True)
         >>> imdb.predict(result.model, ["a dull, joyless film"])
     """

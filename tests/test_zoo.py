@@ -421,7 +421,7 @@ def test_export_of_the_jax_trained_preset_serves_without_grukit(tmp_path):
 
 @pytest.mark.skipif(BACKEND == "tensorflow", reason="the delegation from JAX/PyTorch")
 def test_export_on_another_backend_runs_under_tensorflow(tmp_path, monkeypatch, capsys):
-    from grukit.zoo import base
+    from grukit.zoo import export
 
     calls = []
 
@@ -432,7 +432,7 @@ def test_export_on_another_backend_runs_under_tensorflow(tmp_path, monkeypatch, 
         calls.append((cmd, env))
         return Done()
 
-    monkeypatch.setattr(base.subprocess, "run", fake_run)
+    monkeypatch.setattr(export.subprocess, "run", fake_run)
     out = tmp_path / "export"
     zoo.get("ett-forecasting").export(out)
     (cmd, env), = calls
@@ -444,7 +444,7 @@ def test_export_on_another_backend_runs_under_tensorflow(tmp_path, monkeypatch, 
 
 @tf_pass_only
 def test_failed_export_leaves_no_partial_dir_and_keeps_the_previous(tmp_path, monkeypatch):
-    from grukit.zoo import base
+    from grukit.zoo import export
 
     ett = zoo.get("ett-forecasting")
     out = tmp_path / "export"
@@ -455,7 +455,7 @@ def test_failed_export_leaves_no_partial_dir_and_keeps_the_previous(tmp_path, mo
         assert (Path(path) / "saved_model.pb").is_file()
         return np.zeros((len(sample), 1, 1), "float32")
 
-    monkeypatch.setattr(base, "verify_saved_model", wrong)
+    monkeypatch.setattr(export, "verify_saved_model", wrong)
     with pytest.raises(RuntimeError, match="disagrees with the Keras model"):
         ett.export(out, verbose=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
@@ -474,11 +474,12 @@ def test_failed_export_leaves_no_partial_dir_and_keeps_the_previous(tmp_path, mo
 def test_public_zoo_api_has_docstrings_with_examples():
     import inspect
 
-    from grukit.zoo import base, cli
+    from grukit.zoo import base, cli, export, training, tuning
 
     missing = []
     modules = [(zoo, zoo.__all__), (presets, presets.__all__), (base, base.__all__),
-               (cli, ["add_parser", "common_options"])]
+               (training, training.__all__), (tuning, tuning.__all__),
+               (export, export.__all__), (cli, ["add_parser", "common_options"])]
     for module, names in modules:
         for name in names:
             obj = getattr(module, name)

@@ -242,6 +242,32 @@ def test_quick_train_and_preset_round_trip(lm, data, trained):
 
 
 @needs_data
+@pytest.mark.skipif(BACKEND != "jax", reason="one evaluation is enough (JAX pass)")
+def test_evaluate_on_another_text_uses_the_models_vocabulary(tmp_path, capsys, monkeypatch):
+    """`zoo evaluate char-lm --data FILE` scores FILE with the preset's vocabulary (not one
+    built from FILE, which mis-reads every id), drops characters outside it and says how
+    many there were."""
+    from grukit.__main__ import main
+
+    with open(TEXT, encoding="utf-8") as f:
+        text = f.read()[-20000:]
+    cut = int(len(text) * 0.9)  # the file's own validation split: its last 10%
+    other = text[:cut + 200] + "é#" + text[cut + 200:cut + 500] + "€" + text[cut + 500:]
+    path = tmp_path / "other.txt"
+    path.write_text(other, encoding="utf-8")
+    monkeypatch.setenv("GRUKIT_DATA_DIR", DATA_DIR)
+    assert main(["zoo", "evaluate", "char-lm", "--data", str(path), "--split",
+                 "validation"]) == 0
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()
+            if line.split()[:1] and line.split()[0] in ("loss", "characters",
+                                                        "unknown_characters")}
+    assert int(float(rows["unknown_characters"][0])) == 3
+    # Shakespeare read by the Shakespeare model: near the card's 1.49, far from a
+    # mis-mapped vocabulary's ~9
+    assert float(rows["loss"][0]) < 2.0, rows
+
+
+@needs_data
 def test_cli_predict_and_errors(trained):
     result, _ = trained
     env = dict(os.environ, KERAS_BACKEND=BACKEND, GRUKIT_DATA_DIR=DATA_DIR)

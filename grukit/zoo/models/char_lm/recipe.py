@@ -66,7 +66,7 @@ from grukit.zoo import ZooModel
 from .data import CharData, _RandomWindows, _StridedWindows
 from .generation import MAX_LENGTH, generate
 from .model import CharLM, _runner, stream_loss
-from .preprocessing import START, UNKNOWN
+from .preprocessing import START, UNKNOWN, encode
 from .serving import _run_fresh, _tf_generate, _tf_step
 
 
@@ -196,10 +196,19 @@ class CharLanguageModel(ZooModel):
 
     def evaluate(self, model, data, hparams, split="test"):
         """Nats and bits per character over the whole split with the state carried (see the
-        module docstring); ``split="test"`` is the validation text."""
-        ids = data.ids(split, hparams.get("max_eval_chars", 0))
+        module docstring); ``split="test"`` is the validation text.
+
+        The text is read with the *model's* vocabulary (``model.vocabulary``), whatever
+        text it is. Characters outside it cannot be scored and are dropped before reading;
+        ``unknown_characters`` says how many were (0 on the text the model was trained on).
+        """
+        text = data.text["validation" if split == "test" else split]
+        limit = hparams.get("max_eval_chars", 0)
+        text = text[:limit] if limit else text
+        ids = encode(text, model.vocabulary, "skip")
         loss, n = stream_loss(model, ids, hparams["eval_streams"], hparams["eval_window"])
-        return {"loss": loss, "bpc": loss / math.log(2), "characters": n}
+        return {"loss": loss, "bpc": loss / math.log(2), "characters": n,
+                "unknown_characters": len(text) - len(ids)}
 
     # ---------------------------------------------------------- serving
     def serving(self, model, preset):

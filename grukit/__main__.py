@@ -61,9 +61,66 @@ def _variants(args):
     return 0
 
 
+BACKEND_MODULES = {"tensorflow": ("tensorflow", "tensorflow"), "jax": ("jax", "jax"),
+                   "torch": ("torch", "torch")}
+
+
+def _requested_backend(argv):
+    """The value of a top-level ``--backend`` (before the command), or None."""
+    for i, token in enumerate(argv):
+        if token.startswith("--backend="):
+            return token.split("=", 1)[1]
+        if token == "--backend":
+            return argv[i + 1] if i + 1 < len(argv) else None
+        if not token.startswith("-"):
+            return None
+    return None
+
+
+def _command_of(argv):
+    """The command word (``demo``, ``zoo``, ...) of ``argv``, skipping ``--backend X``."""
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--backend":
+            skip = True
+        elif not token.startswith("-"):
+            return token
+    return None
+
+
 def main(argv=None):
+    """The ``grukit`` command. Returns the exit status (2 for a user error).
+
+    Example:
+        >>> main(["variants"])
+        0
+    """
+    import importlib.util
+
+    in_process, argv = argv is not None, list(sys.argv[1:] if argv is None else argv)
+    backend = _requested_backend(argv)
+    if backend in BACKEND_MODULES:
+        module, extra = BACKEND_MODULES[backend]
+        if importlib.util.find_spec(module) is None:
+            print(f"grukit: error: --backend {backend} needs {module}, which is not installed: "
+                  f"pip install 'grukit[{extra}]' (or pip install {module}).", file=sys.stderr)
+            return 2
+        if "keras" in sys.modules and _loaded_backend() != backend:
+            # Keras was imported (by the caller) with another backend: start again.
+            if in_process:
+                print("grukit: error: --backend must be set before keras is imported",
+                      file=sys.stderr)
+                return 2
+            env = dict(os.environ, KERAS_BACKEND=backend)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execve(sys.executable, [sys.executable, "-m", "grukit", *argv], env)
+        os.environ["KERAS_BACKEND"] = backend
+
     parser = argparse.ArgumentParser(prog="grukit", description=__doc__)
-    parser.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
+    parser.add_argument("--backend", choices=list(BACKEND_MODULES),
                         help="Keras backend (default: $KERAS_BACKEND or tensorflow)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -79,30 +136,21 @@ def main(argv=None):
     var.add_argument("--markdown", action="store_true", help="print the README table")
     var.set_defaults(func=_variants)
 
-    try:
-        from grukit import bench
-    except ImportError:  # pragma: no cover
-        bench = None
-    if bench is not None:
-        bench.add_parser(sub)
-
+    from grukit import bench
     from grukit.zoo import cli as zoo_cli
-    zoo_cli.add_parser(sub)
+
+    bench.add_parser(sub)
+    # The zoo's models declare their options up front; that imports them (and Keras), so
+    # only when the command is `zoo`.
+    zoo_cli.add_parser(sub, models=_command_of(argv) == "zoo")
 
     args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
-    if args.backend:
-        if "keras" in sys.modules and _loaded_backend() != args.backend:
-            # `import grukit` (which runs before this) imports keras with the backend of
-            # $KERAS_BACKEND; start again with the requested one.
-            if argv is not None:
-                parser.error("--backend must be set before keras is imported")
-            env = dict(os.environ, KERAS_BACKEND=args.backend)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.execve(sys.executable, [sys.executable, "-m", "grukit", *args.argv], env)
-        os.environ["KERAS_BACKEND"] = args.backend
-    return args.func(args)
+    args.argv = argv
+    try:
+        return args.func(args)
+    except zoo_cli.MissingDependency as e:
+        print(f"grukit {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 def _loaded_backend():

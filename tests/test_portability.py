@@ -235,3 +235,47 @@ def test_cli_demo_prints_every_variant():
         assert np.isfinite(float(mean)) and float(std) > 0, line
         assert float(diff) < 1e-5, f"{name}: keras.layers.RNN vs grukit.layers.RNN differ by {diff}"
     assert re.search(r"backend tensorflow", stdout), stdout
+
+
+# ---------------------------------------------------------- light import
+LIGHT = textwrap.dedent('''
+    import sys, json
+    order = sys.argv[1]
+    if order == "help":
+        import grukit.__main__ as cli
+        try:
+            cli.main(["--help"])
+        except SystemExit:
+            pass
+        print("RESULT", json.dumps(sorted(m for m in ("keras", "tensorflow", "jax", "torch")
+                                          if m in sys.modules)))
+        raise SystemExit
+    if order == "grukit-first":
+        import grukit
+        heavy = "keras" in sys.modules
+        import keras
+    else:
+        import keras
+        import grukit
+        heavy = False
+    model = keras.saving.load_model(sys.argv[2])  # grukit's classes are registered
+    print("RESULT", json.dumps({"heavy": heavy, "layer": type(model.layers[-1]).__name__}))
+''')
+
+
+def test_import_is_light_and_keras_files_load_in_either_order(tmp_path):
+    """`import grukit` imports no Keras or backend (so `grukit --help` answers at once);
+    grukit's layers are registered as soon as Keras is imported, in either import order."""
+    stdout = _run(["-c", LIGHT, "help"], "tensorflow")
+    line = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")]
+    assert line and json.loads(line[-1][len("RESULT "):]) == [], stdout
+    import grukit
+
+    path = tmp_path / "m.keras"
+    model = keras.Sequential([keras.Input((5, 3)), grukit.layers.GRU(4, variant="mgu2")])
+    model.save(path)
+    for order in ("grukit-first", "keras-first"):
+        stdout = _run(["-c", LIGHT, order, str(path)], "jax")
+        line = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")]
+        assert line, stdout
+        assert json.loads(line[-1][len("RESULT "):]) == {"heavy": False, "layer": "GRU"}, order

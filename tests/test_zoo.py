@@ -8,6 +8,7 @@ that need it are skipped without it).
 """
 import csv
 import json
+import re
 import os
 import signal
 import socket
@@ -219,7 +220,6 @@ def test_cli_list(capsys):
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["zoo", "train", "nope", "--quick"], r"Unknown zoo model 'nope'. Expected one of:"),
     (["zoo", "train", "ett-forecasting", "--quick", "--variant", "lstm"],
      r"Unknown variant 'lstm'. Expected one of: gru"),
     (["zoo", "train", "ett-forecasting", "--quick", "--horizon", "100"],
@@ -255,6 +255,48 @@ def test_cli_model_options_need_the_name_first(capsys):
     with pytest.raises(SystemExit):
         main(["zoo", "predict", "ett-forecasting"])  # --input or --index is required
     assert "one of the arguments --input --index is required" in capsys.readouterr().err
+
+
+def test_cli_parses_once_and_lists_each_models_options(capsys):
+    """Each model's options are declared up front: `--help` of a model lists them, and an
+    unknown model or option is refused by the one parse (exit 2), naming the choices."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["zoo", "train", "ett-forecasting", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--horizon", "--data", "--overwrite", "--profile", "--set"):
+        assert option in out, option
+    with pytest.raises(SystemExit) as exit_:
+        main(["zoo", "train", "nope", "--quick"])
+    assert exit_.value.code == 2
+    assert re.search(r"invalid choice: 'nope' \(choose from 'imdb-sentiment'.*'ett-forecasting'",
+                     capsys.readouterr().err)
+    with pytest.raises(SystemExit) as exit_:  # a predict option is not a train option
+        main(["zoo", "train", "ett-forecasting", "--quick", "--index", "3"])
+    assert exit_.value.code == 2 and "unrecognized arguments: --index 3" in capsys.readouterr().err
+
+
+def test_cli_missing_optional_dependency_is_named_before_any_output(capsys, monkeypatch):
+    """A backend or matplotlib that is not installed ends as `error: ...` with exit 2 and
+    the pip command that fixes it, before the command prints anything."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "jax" else real(name, *a))
+    assert main(["--backend", "jax", "variants"]) == 2
+    captured = capsys.readouterr()
+    assert "error: --backend jax needs jax, which is not installed: pip install " \
+           "'grukit[jax]'" in captured.err and captured.out == ""
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    assert main(["zoo", "predict", "ett-forecasting", "--index", "0", "--plot", "x.png"]) == 2
+    captured = capsys.readouterr()
+    assert "error: --plot needs matplotlib, which is not installed: pip install " \
+           "'grukit[plot]'" in captured.err
+    assert "Forecast" not in captured.out
+    assert main(["zoo", "predict", "imdb-sentiment", "a fine film", "--gates", "g.png"]) == 2
+    assert "error: --gates needs matplotlib" in capsys.readouterr().err
 
 
 # ------------------------------------------------------ TF pass: subprocesses

@@ -37,8 +37,13 @@ HELP = {
 }
 
 
-def add_parser(sub):
+def add_parser(sub, models=True):
     """Add ``zoo`` and its commands to the ``grukit`` command's subparsers ``sub``.
+
+    Every model's options are declared here, under ``grukit zoo COMMAND NAME`` (so
+    ``grukit zoo train ett-forecasting --help`` lists them and the command line is parsed
+    once). That imports the recipes, and with them Keras: with ``models=False`` only the
+    commands are declared (enough for ``grukit --help``, which then imports no backend).
 
     Example:
         >>> parser = argparse.ArgumentParser(prog="grukit")
@@ -47,17 +52,26 @@ def add_parser(sub):
     """
     zoo = sub.add_parser("zoo", help="the model zoo: list, train, tune, evaluate, export, predict",
                          description=__doc__.split("\n\n")[0])
+    if not models:
+        return zoo
+    import grukit.zoo as zoo_models
+
+    recipes = [zoo_models.get(name) for name in zoo_models.CATALOGUE]
     actions = zoo.add_subparsers(dest="zoo_command", required=True, metavar="COMMAND")
     p = actions.add_parser("list", help="list the zoo's models and their status")
     p.set_defaults(func=_list)
     for command in COMMANDS:
-        p = actions.add_parser(
-            command, help=HELP[command], description=HELP[command], allow_abbrev=False,
-            epilog=f"Model-specific options: grukit zoo {command} NAME --help.")
-        p.add_argument("name", metavar="NAME", help="zoo model (see grukit zoo list)")
-        common_options(p, command)
-        p.add_argument("model_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        p.set_defaults(func=_dispatch, zoo_command=command)
+        p = actions.add_parser(command, help=HELP[command], description=HELP[command],
+                               epilog=f"Options of a model: grukit zoo {command} NAME --help.")
+        names = p.add_subparsers(dest="name", required=True, metavar="NAME",
+                                 title="models (grukit zoo list)")
+        for recipe in recipes:
+            m = names.add_parser(recipe.name, help=recipe.description, allow_abbrev=False,
+                                 aliases=[recipe.name.replace("-", "_")],
+                                 description=f"{HELP[command]}: {recipe.description}")
+            common_options(m, command)
+            recipe.add_arguments(m, command)
+            m.set_defaults(func=_dispatch, zoo_command=command, name=recipe.name)
     return zoo
 
 
@@ -75,8 +89,8 @@ def common_options(p, command):
         p.add_argument("--quick", action="store_true", default=None,
                        help="a CPU run of seconds to minutes on a data subset (tests, demos)")
         p.add_argument("--profile", metavar="NAME",
-                       help="a hyperparameter profile of hparams.json (e.g. ETT's 'cpu', which "
-                            "trained the committed preset); --quick is --profile quick")
+                       help="a hyperparameter profile of hparams.json (e.g. ETT's 'preset-h336', "
+                            "the committed horizon-336 preset's); --quick is --profile quick")
         p.add_argument("--epochs", type=int, metavar="N", help="epochs (default: hparams.json)")
         p.add_argument("--variant", metavar="V", help="grukit variant (gru, mgu2, mingru, ...)")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="set_",
@@ -128,32 +142,42 @@ class _Fail(Exception):
     pass
 
 
-def _dispatch(args):
+class MissingDependency(ImportError):
+    """An optional package a command needs is not installed; the message names the
+    ``pip install`` that fixes it (see :func:`require`)."""
+
+
+def require(module, extra, what):
+    """Import ``module`` or raise :class:`MissingDependency` naming ``pip install
+    'grukit[extra]'``.
+
+    Example:
+        >>> plt = require("matplotlib.pyplot", "plot", "--plot")
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        top = module.split(".")[0]
+        raise MissingDependency(
+            f"{what} needs {top}, which is not installed: pip install 'grukit[{extra}]' "
+            f"(or pip install {top}).") from None
+
+
+def _dispatch(opts):
     import grukit.zoo as zoo
 
-    command, prog = args.zoo_command, f"grukit zoo {args.zoo_command}"
-    try:
-        recipe = zoo.get(args.name)
-    except (ValueError, FileNotFoundError, TypeError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
-    parser = argparse.ArgumentParser(prog=f"{prog} {recipe.name}", allow_abbrev=False,
-                                     description=f"{HELP[command]}: {recipe.description}")
-    common_options(parser, command)
-    recipe.add_arguments(parser, command)
-    first = {k: v for k, v in vars(args).items() if v is not None and k not in
-             ("func", "model_args", "name", "zoo_command", "command", "backend", "argv")}
-    parser.set_defaults(**first)
-    opts = parser.parse_args(args.model_args)
+    command, recipe = opts.zoo_command, zoo.get(opts.name)
+    prog = f"grukit zoo {command} {recipe.name}"
     for key, value in DEFAULTS.items():
         if getattr(opts, key, None) is None and hasattr(opts, key):
             setattr(opts, key, value)
-    opts.argv = getattr(args, "argv", None)
     try:
         return {"train": _train, "tune": _tune, "evaluate": _evaluate, "export": _export,
                 "predict": _predict}[command](recipe, opts, command)
-    except (ValueError, FileNotFoundError, FileExistsError, _Fail) as e:
-        print(f"{prog} {recipe.name}: error: {e}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, FileExistsError, MissingDependency, _Fail) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
 
 

@@ -19,8 +19,9 @@ def plot_forecast(path, window, forecast, truth=None, columns=None, column="OT",
     Example:
         >>> plot_forecast("ot.png", x[0], ett.predict(model, x[0]), y[0], data.columns)
     """
-    import matplotlib
+    from grukit.zoo.cli import require
 
+    matplotlib = require("matplotlib", "plot", "plot_forecast()")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

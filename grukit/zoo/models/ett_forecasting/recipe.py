@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from grukit.zoo import ZooModel
+from grukit.zoo.cli import require
 
 from .data import _Windows
 from .model import NORMS, STANDARD_HORIZONS, SegRNN, check_shape_hparams
@@ -360,6 +361,8 @@ class EttForecasting(ZooModel):
                              f"--horizon {horizon}.")
 
     def options_from_args(self, args, command):
+        if getattr(args, "plot", None):  # fail before any output, not after it
+            require("matplotlib", "plot", "--plot")
         data = {"path": args.data} if getattr(args, "data", None) else {}
         overrides = {}
         if command in ("evaluate", "export", "predict"):
@@ -405,7 +408,7 @@ class EttForecasting(ZooModel):
         for i, row in enumerate(forecast):
             print(f"{i + 1}," + ",".join(f"{v:.4f}" for v in row))
         if truth is not None:
-            mean, std = np.asarray(pre["mean"]), np.asarray(pre["std"])
+            std = np.asarray(pre["std"])
             err = (forecast - truth) / std
             print(f"standardised MSE {np.mean(err ** 2):.4f}, MAE {np.mean(np.abs(err)):.4f} "
                   f"against the data")

@@ -43,8 +43,9 @@ def plot_gates(model, text, path, max_tokens=120):
     """Plot :func:`gate_profile` of ``text`` into ``path`` (PNG): for each direction, the
     mean update gate per token (high: memory kept, low: overwritten) and the units'
     gates as a heat map, with the model's probability in the title."""
-    import matplotlib
+    from grukit.zoo.cli import require
 
+    matplotlib = require("matplotlib", "plot", "plot_gates()")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from grukit.zoo import ZooModel
+from grukit.zoo.cli import require
 
 from .data import ImdbData, _Batches
 from .gates import plot_gates
@@ -323,6 +324,8 @@ class ImdbSentiment(ZooModel):
                                      "the (first) review into PNG")
 
     def options_from_args(self, args, command):
+        if getattr(args, "gates", None):  # fail before any output, not after it
+            require("matplotlib", "plot", "--gates")
         return ({"path": args.data} if getattr(args, "data", None) else {}), {}
 
     def run_predict(self, model, args, load_data):

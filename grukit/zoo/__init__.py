@@ -19,6 +19,12 @@ Example::
     ett = grukit.zoo.get("ett-forecasting")               # its recipe
     forecast = ett.predict(model, window)                  # window [lookback, 7], original units
 
+    # keras-hub-style tasks: the user's raw input in, the answer out
+    clf = grukit.zoo.SentimentClassifier.from_preset("imdb-sentiment")
+    clf.predict(["a joyless film"])                        # P(positive)
+    grukit.zoo.CharLM.from_preset("char-lm").generate("ROMEO:", 100, temperature=0.8, seed=1)
+    grukit.zoo.Forecaster.from_preset("ett-forecasting", horizon=336).predict(window)
+
 Importing this package imports neither TensorFlow nor keras-tuner.
 """
 
@@ -30,10 +36,11 @@ from pathlib import Path
 
 from grukit.zoo.base import TUNERS, TrainResult, ZooModel
 from grukit.zoo.presets import Preset, load_preset, read_metadata, save_preset
+from grukit.zoo.task import CharLM, Forecaster, SentimentClassifier, Task
 
 __all__ = ["list", "get", "load", "from_preset", "zoo_dir", "ZooEntry", "ZooModel",
            "TrainResult", "Preset", "save_preset", "load_preset", "read_metadata", "TUNERS",
-           "CATALOGUE"]
+           "CATALOGUE", "Task", "SentimentClassifier", "CharLM", "Forecaster"]
 
 # The zoo's models: name -> "module:RecipeClass".
 CATALOGUE = {

@@ -35,7 +35,39 @@ def _demo(args):
         formula = v.param_count(args.features, args.units)["total"]
         print(f"{v.name:8} {cell.count_params():>7} {formula:>7}  {y.mean():>9.4f} "
               f"{y.std():>8.4f} {diff:>10.2e}  {v.paper.split(',')[0].split(';')[0]}")
+    if not args.no_zoo:
+        _demo_zoo()
     return 0
+
+
+DEMO_REVIEWS = ("A moving, funny and superbly acted film: one of the best of the year.",
+                "An overlong, joyless film with wooden acting and a plot that goes nowhere.")
+
+
+def _demo_zoo():
+    """The three zoo models answering from their shipped presets (no data, no network)."""
+    import numpy as np
+
+    import grukit.zoo as zoo
+
+    print("\nThe zoo's trained models, from the presets shipped with grukit:\n")
+    clf = zoo.SentimentClassifier.from_preset("imdb-sentiment")
+    for review, p in zip(DEMO_REVIEWS, clf.predict(list(DEMO_REVIEWS))):
+        print(f"imdb-sentiment   P(positive) = {p:.3f}  {review!r}")
+    lm = zoo.CharLM.from_preset("char-lm")
+    text = lm.generate("ROMEO:", length=160, temperature=0.7, seed=1)
+    lines = [ln for ln in ("ROMEO:" + text).splitlines() if ln.strip()][:4]
+    print("char-lm          " + "\n                 ".join(lines))
+    fc = zoo.Forecaster.from_preset("ett-forecasting", horizon=96)
+    pre = fc.preset.metadata["preprocessing"]
+    mean, std = np.asarray(pre["mean"]), np.asarray(pre["std"])
+    hours = np.arange(fc.lookback)[:, None]
+    # a made-up window with a daily cycle around the training data's mean, in its units
+    window = mean + std * (0.5 * np.sin(2 * np.pi * hours / 24) + 0.001 * hours)
+    ot = fc.predict(window.astype("float32"))[:, pre["columns"].index("OT")]
+    print(f"ett-forecasting  OT over the next {fc.horizon} h, from a synthetic "
+          f"{fc.lookback}-hour window: {' '.join(f'{v:.1f}' for v in ot[:12:2])} ... "
+          f"(min {ot.min():.1f}, max {ot.max():.1f})")
 
 
 def variants_markdown() -> str:
@@ -130,6 +162,8 @@ def main(argv=None):
     demo.add_argument("--steps", type=int, default=20)
     demo.add_argument("--features", type=int, default=8)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--no-zoo", action="store_true",
+                      help="only the cells, not the zoo's trained models")
     demo.set_defaults(func=_demo)
 
     var = sub.add_parser("variants", help="list the variants, equations and parameter formulas")

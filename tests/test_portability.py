@@ -235,6 +235,13 @@ def test_cli_demo_prints_every_variant():
         assert np.isfinite(float(mean)) and float(std) > 0, line
         assert float(diff) < 1e-5, f"{name}: keras.layers.RNN vs grukit.layers.RNN differ by {diff}"
     assert re.search(r"backend tensorflow", stdout), stdout
+    # the zoo's three models answer from the shipped presets
+    p = [float(m) for m in re.findall(r"imdb-sentiment   P\(positive\) = ([0-9.]+)", stdout)]
+    assert len(p) == 2 and p[0] > 0.5 > p[1], stdout
+    assert re.search(r"char-lm          ROMEO:\n                 \S", stdout), stdout
+    ot = re.search(r"ett-forecasting  OT over the next 96 h.*\(min ([-0-9.]+), max ([-0-9.]+)\)",
+                   stdout)
+    assert ot and float(ot.group(1)) <= float(ot.group(2)), stdout
 
 
 # ---------------------------------------------------------- light import

@@ -34,13 +34,13 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import functools
 import glob
 import gzip
 import hashlib
-import math
 import os
 import re
 import tarfile
@@ -55,6 +55,7 @@ __all__ = [
     "ETT_COLUMNS",
     "ETTData",
     "WindowDataset",
+    "Batches",
     "clear_cache",
     "load_ett",
     "load_imdb",
@@ -773,7 +774,109 @@ def load_ett(path=None, name=None, data_dir=None, download=True):
                    std=std.astype(np.float32), source=found)
 
 
-class WindowDataset(keras.utils.PyDataset):
+class Batches(keras.utils.PyDataset):
+    """Batches of examples fetched by index, in a plan redrawn every epoch: the one batch
+    loader behind :class:`WindowDataset` and the zoo's models.
+
+    The plan (which examples form which batch) of epoch ``e`` is drawn from
+    ``numpy.random.default_rng([seed, e])`` when ``shuffle``, so a run is reproducible and a
+    resumed run sees the batches the uninterrupted one would have; without ``shuffle``
+    the examples come in order. NumPy only: works on every Keras backend, without
+    TensorFlow.
+
+    Args:
+        fetch: ``fetch(indices) -> batch`` (an array or a tuple of arrays) for the
+            examples ``indices`` (an ``int`` array).
+        size: the number of examples.
+        batch_size: examples per batch (the last batch of the default plan may be smaller).
+        shuffle: draw a random plan every epoch.
+        seed: the plans' seed.
+        plan: optional ``plan(rng) -> list of index arrays``, ``rng`` the epoch's
+            ``numpy.random.Generator`` (``None`` without ``shuffle``). Default:
+            consecutive ``batch_size`` slices of ``rng.permutation(size)`` (of
+            ``arange(size)`` without ``shuffle``).
+        multiple_of: cut every batch to a multiple of this many examples, leaving out
+            batches smaller than it (data parallel over that many devices).
+        **kwargs: ``PyDataset``'s (``workers``, ``use_multiprocessing``,
+            ``max_queue_size``).
+
+    Example::
+
+        >>> x, y = np.arange(10.0)[:, None], np.arange(10.0)
+        >>> ds = Batches(lambda i: (x[i], y[i]), size=10, batch_size=4, shuffle=True, seed=0)
+        >>> len(ds), ds[2][0].shape              # 4 + 4 + 2 examples
+        (3, (2, 1))
+    """
+
+    def __init__(self, fetch, size, batch_size, shuffle=False, seed=0, plan=None,
+                 multiple_of=1, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("batch_size", batch_size), ("multiple_of", multiple_of)):
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"{type(self).__name__}: {name} must be a positive int, "
+                                 f"got {value!r}")
+        self.fetch, self.size, self.batch_size = fetch, int(size), int(batch_size)
+        self.shuffle, self.seed, self.multiple_of = bool(shuffle), seed, int(multiple_of)
+        self._plan_fn = plan
+        self._epoch = 0
+        self._batches = self._draw()
+
+    def _draw(self):
+        rng = np.random.default_rng([int(self.seed), self._epoch]) if self.shuffle else None
+        if self._plan_fn is not None:
+            batches = self._plan_fn(rng)
+        else:
+            order = np.arange(self.size) if rng is None else rng.permutation(self.size)
+            batches = [order[i:i + self.batch_size] for i in range(0, self.size, self.batch_size)]
+        m = self.multiple_of
+        if m > 1:
+            batches = [b[:len(b) // m * m] for b in batches if len(b) >= m]
+        return batches
+
+    @classmethod
+    def of_arrays(cls, arrays, batch_size, shuffle=False, seed=0, **kwargs):
+        """Batches of the rows of ``arrays`` (a tuple of arrays of equal length), each
+        batch the tuple of their rows.
+
+        Example::
+
+            >>> ds = Batches.of_arrays((x, y), batch_size=32, shuffle=True)
+        """
+        arrays = tuple(arrays)
+        if len({len(a) for a in arrays}) != 1:
+            raise ValueError(f"Batches.of_arrays: the arrays must have the same length; got "
+                             f"{[len(a) for a in arrays]}")
+        return cls(lambda i: tuple(a[i] for a in arrays), len(arrays[0]), batch_size,
+                   shuffle=shuffle, seed=seed, **kwargs)
+
+    def divisible(self, devices):
+        """This loader with every batch cut to a multiple of ``devices`` (at most
+        ``devices - 1`` examples of a batch are left out), as
+        ``keras.distribution.DataParallel`` needs; the same plans otherwise."""
+        other = copy.copy(self)
+        other.multiple_of = int(devices)
+        other._batches = other._draw()
+        return other
+
+    def __len__(self):
+        return len(self._batches)
+
+    def __getitem__(self, index):
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"{type(self).__name__}: batch {index} out of range ({n} batches)")
+        return self.fetch(self._batches[index])
+
+    def on_epoch_end(self):
+        """Draws the next epoch's plan (``shuffle=True`` only)."""
+        if self.shuffle:
+            self._epoch += 1
+            self._batches = self._draw()
+
+
+class WindowDataset(Batches):
     """ETT forecasting windows as a ``keras.utils.PyDataset`` for ``fit``/``evaluate``/``predict``.
 
     Yields ``(X, Y)`` batches, ``X`` ``float32 [b, lookback, 7]`` and ``Y``
@@ -781,10 +884,9 @@ class WindowDataset(keras.utils.PyDataset):
     for the convention), built on demand from the split's rows. ``len(ds)`` is
     ``ceil(num_windows / batch_size)``: the last, smaller batch is kept, so ``evaluate``
     sees every window. With ``shuffle=True`` the window order is a permutation drawn
-    from ``seed`` and the epoch number, redrawn after every epoch; otherwise windows come
-    in time order. NumPy only: works on every Keras backend, without TensorFlow. Extra
-    keyword arguments (``workers``, ``use_multiprocessing``, ``max_queue_size``) go to
-    ``PyDataset``.
+    from ``seed`` and the epoch number, redrawn after every epoch (:class:`Batches`);
+    otherwise windows come in time order. Extra keyword arguments (``workers``,
+    ``use_multiprocessing``, ``max_queue_size``) go to ``PyDataset``.
 
     Example::
 
@@ -798,36 +900,15 @@ class WindowDataset(keras.utils.PyDataset):
 
     def __init__(self, data, split, lookback, horizon, batch_size=32, shuffle=False, seed=0,
                  scaled=True, **kwargs):
-        super().__init__(**kwargs)
         if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"WindowDataset: batch_size must be a positive int, got {batch_size!r}")
         self.data, self.split = data, split
         self.lookback, self.horizon = int(lookback), int(horizon)
-        self.batch_size, self.shuffle, self.seed = int(batch_size), bool(shuffle), seed
         self._rows, self.num_windows = data._segment(split, self.lookback, self.horizon, scaled)
         self._offsets = np.arange(self.lookback + self.horizon)
-        self._epoch = 0
-        self._order = self._draw_order()
+        super().__init__(self._windows, self.num_windows, batch_size, shuffle=shuffle,
+                         seed=seed, **kwargs)
 
-    def _draw_order(self):
-        if not self.shuffle:
-            return np.arange(self.num_windows)
-        return np.random.default_rng([int(self.seed), self._epoch]).permutation(self.num_windows)
-
-    def __len__(self):
-        return math.ceil(self.num_windows / self.batch_size)
-
-    def __getitem__(self, index):
-        n = len(self)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError(f"WindowDataset: batch {index} out of range ({n} batches)")
-        starts = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+    def _windows(self, starts):
         w = self._rows[starts[:, None] + self._offsets]  # [b, lookback + horizon, 7]
         return w[:, :self.lookback], w[:, self.lookback:]
-
-    def on_epoch_end(self):
-        """Redraws the window order (``shuffle=True`` only)."""
-        self._epoch += 1
-        self._order = self._draw_order()

@@ -611,3 +611,38 @@ def test_offline_loaders_work_without_tensorflow():
     assert proc.returncode == 0, proc.stderr[-6000:]
     line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
     assert line == ["RESULT jax 25000 12500 111540 17420 6 True []"], proc.stdout[-3000:]
+
+
+# ------------------------------------------------------------ batches
+def test_batches_plans_are_reproducible_and_redrawn_per_epoch():
+    x, y = np.arange(10)[:, None] * 1.0, np.arange(10)
+    ds = datasets.Batches.of_arrays((x, y), batch_size=4, shuffle=True, seed=3)
+    assert len(ds) == 3 and [len(ds[i][1]) for i in range(3)] == [4, 4, 2]
+    first = np.concatenate([ds[i][1] for i in range(3)])
+    assert sorted(first) == list(range(10))  # every example once an epoch
+    np.testing.assert_array_equal(first, np.random.default_rng([3, 0]).permutation(10))
+    ds.on_epoch_end()
+    second = np.concatenate([ds[i][1] for i in range(3)])
+    np.testing.assert_array_equal(second, np.random.default_rng([3, 1]).permutation(10))
+    np.testing.assert_array_equal(ds[-1][1], ds[2][1])
+    with pytest.raises(IndexError, match="out of range"):
+        ds[3]
+    ordered = datasets.Batches.of_arrays((x, y), batch_size=4)
+    ordered.on_epoch_end()  # no shuffle: always in order
+    np.testing.assert_array_equal(np.concatenate([ordered[i][1] for i in range(3)]), y)
+    # data parallel over 3 devices: batches cut to multiples of 3, a batch of 2 left out
+    split = ds.divisible(3)
+    assert [len(split[i][1]) for i in range(len(split))] == [3, 3]
+    assert len(ds) == 3  # the original is unchanged
+    with pytest.raises(ValueError, match="same length"):
+        datasets.Batches.of_arrays((x, y[:3]), batch_size=2)
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        datasets.Batches.of_arrays((x, y), batch_size=0)
+
+
+def test_batches_with_a_plan_sample_with_replacement():
+    ids = np.arange(100)
+    ds = datasets.Batches(lambda i: ids[i], size=100, batch_size=8, shuffle=True, seed=1,
+                          plan=lambda rng: list(rng.integers(0, 100, (5, 8))))
+    assert len(ds) == 5
+    np.testing.assert_array_equal(ds[0], np.random.default_rng([1, 0]).integers(0, 100, (5, 8))[0])

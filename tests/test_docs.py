@@ -20,7 +20,7 @@ def test_readme_opens_with_two_setup_commands():
     readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
     block = re.search(r"```bash\n(.*?)```", readme, re.S).group(1)
     commands = [l.split("#")[0].strip() for l in block.splitlines() if l.split("#")[0].strip()]
-    assert commands == ["pip install -e . && grukit demo", "bash tests/run.sh"]
+    assert commands == ['pip install -e ".[zoo]" && grukit demo', "bash tests/run.sh"]
     ci = open(os.path.join(REPO, ".ci", "run"), encoding="utf-8").read()
     assert "bash tests/run.sh" in ci
 

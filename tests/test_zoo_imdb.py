@@ -14,7 +14,7 @@ import pytest
 import keras
 
 import grukit.zoo as zoo
-from grukit.zoo.models.imdb_sentiment.data import _Batches
+from grukit.zoo.models.imdb_sentiment.data import review_batches
 from grukit.zoo.models.imdb_sentiment.gates import gate_profile, plot_gates
 from grukit.zoo.models.imdb_sentiment.model import SentimentModel, nb_ratios, ngram_bucket_ids, predict_ids
 from grukit.zoo.models.imdb_sentiment.preprocessing import ReviewTokenizer, tokenize, truncate_tokens
@@ -99,7 +99,7 @@ def test_length_buckets():
         ids[i, :n] = rng.integers(1, 50, n)
     labels = (lengths > 64).astype(np.int64)
     for shuffle in (True, False):
-        batches = _Batches(ids, labels, 35, shuffle=shuffle)
+        batches = review_batches(ids, labels, 35, shuffle=shuffle)
         steps = [batches[i][0].shape[1] for i in range(len(batches))]
         assert set(steps) <= {64, 128} and steps[0] != steps[1]
         assert sum(batches[i][0].shape[0] for i in range(len(batches))) == 140
@@ -110,7 +110,7 @@ def test_length_buckets():
                                          ngram_buckets=64, ngram_dim=2)
     model.build((None, 128))
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    history = model.fit(_Batches(ids, labels, 35, shuffle=True), epochs=1,
+    history = model.fit(review_batches(ids, labels, 35, shuffle=True), epochs=1,
                         verbose=0)
     assert np.isfinite(history.history["loss"][0])
     p = predict_ids(model, ids, batch_size=70)

@@ -207,44 +207,17 @@ def _data_parallel(requested):
 
 
 def _divisible(dataset, devices, batch_size):
-    """``dataset`` (a PyDataset or an ``(x, y)`` tuple of arrays) with every batch cut to a
-    multiple of ``devices`` (at most ``devices - 1`` examples of a batch are left out), as
-    ``keras.distribution.DataParallel`` requires."""
-    import keras
-
-    class Divisible(keras.utils.PyDataset):
-        def __init__(self, inner, get, length):
-            super().__init__()
-            self.inner, self.get, self.length = inner, get, length
-
-        def __len__(self):
-            return self.length
-
-        def __getitem__(self, index):
-            batch = self.get(index)
-            n = len(batch[0]) // devices * devices
-            return tuple(part[:n] for part in batch)
-
-        def on_epoch_end(self):
-            if hasattr(self.inner, "on_epoch_end"):
-                self.inner.on_epoch_end()
+    """``dataset`` (a :class:`grukit.datasets.Batches` or an ``(x, y)`` tuple of arrays)
+    with every batch cut to a multiple of ``devices`` (at most ``devices - 1`` examples of
+    a batch are left out), as ``keras.distribution.DataParallel`` requires."""
+    from grukit.datasets import Batches
 
     if isinstance(dataset, (tuple, list)):
-        arrays = tuple(dataset)
-        count = len(arrays[0])
-
-        def get(index):
-            return tuple(a[index * batch_size:(index + 1) * batch_size] for a in arrays)
-
-        length = math.ceil(count / batch_size)
-    elif isinstance(dataset, keras.utils.PyDataset):
-        get, length = dataset.__getitem__, len(dataset)
-    else:
-        raise TypeError(f"data parallel training needs a keras.utils.PyDataset or (x, y) "
+        dataset = Batches.of_arrays(dataset, batch_size)
+    if not isinstance(dataset, Batches):
+        raise TypeError(f"data parallel training needs a grukit.datasets.Batches or (x, y) "
                         f"arrays from dataset(); got {type(dataset).__name__}.")
-    while length and len(get(length - 1)[0]) < devices:
-        length -= 1  # a last batch smaller than the device count is left out
-    return Divisible(dataset, get, length)
+    return dataset.divisible(devices)
 
 
 def _variable_devices(model):

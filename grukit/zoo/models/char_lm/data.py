@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from .preprocessing import build_vocabulary, encode
@@ -53,52 +51,35 @@ def _shakespeare_source(data_dir, path):
     return None
 
 
-class _RandomWindows(keras.utils.PyDataset):
+def random_windows(ids, seq_len, batch, steps, seed=0):
     """``steps`` batches of ``batch`` random windows ``(x [batch, L], y [batch, L])`` per
-    epoch, ``y`` shifted by one; the offsets of epoch ``e`` come from ``seed`` and ``e``."""
+    epoch, ``y`` shifted by one; the offsets of epoch ``e`` come from ``seed`` and ``e``
+    (:class:`grukit.datasets.Batches`)."""
+    from grukit.datasets import Batches
 
-    def __init__(self, ids, seq_len, batch, steps, seed=0):
-        super().__init__()
-        if len(ids) < seq_len + 2:
-            raise ValueError(f"char-lm: {len(ids)} training characters are too few for "
-                             f"windows of {seq_len}.")
-        self.ids, self.seq_len, self.batch, self.steps, self.seed = ids, seq_len, batch, steps, seed
-        self.epoch = 0
-        self._offsets = self._draw()
+    if len(ids) < seq_len + 2:
+        raise ValueError(f"char-lm: {len(ids)} training characters are too few for "
+                         f"windows of {seq_len}.")
+    span = np.arange(seq_len + 1)
 
-    def _draw(self):
-        rng = np.random.default_rng([self.seed, self.epoch])
-        return rng.integers(0, len(self.ids) - self.seq_len - 1, (self.steps, self.batch))
-
-    def __len__(self):
-        return self.steps
-
-    def __getitem__(self, index):
-        idx = self._offsets[index][:, None] + np.arange(self.seq_len + 1)
-        w = self.ids[idx]
+    def fetch(offsets):
+        w = ids[offsets[:, None] + span]
         return w[:, :-1], w[:, 1:]
 
-    def on_epoch_end(self):
-        self.epoch += 1
-        self._offsets = self._draw()
+    def plan(rng):  # offsets drawn with replacement: `steps` batches an epoch
+        return list(rng.integers(0, len(ids) - seq_len - 1, (steps, batch)))
+
+    return Batches(fetch, len(ids) - seq_len - 1, batch, shuffle=True, seed=seed, plan=plan)
 
 
-class _StridedWindows(keras.utils.PyDataset):
-    """Non-overlapping windows of ``seq_len`` (validation loss during training)."""
+def strided_windows(ids, seq_len, batch):
+    """Non-overlapping windows of ``seq_len`` in order (validation loss during training)."""
+    from grukit.datasets import Batches
 
-    def __init__(self, ids, seq_len, batch):
-        super().__init__()
-        n = (len(ids) - 1) // seq_len
-        if n < 1:
-            raise ValueError(f"char-lm: {len(ids)} validation characters are too few for "
-                             f"windows of {seq_len}.")
-        self.x = ids[:n * seq_len].reshape(n, seq_len)
-        self.y = ids[1:n * seq_len + 1].reshape(n, seq_len)
-        self.batch = batch
-
-    def __len__(self):
-        return math.ceil(len(self.x) / self.batch)
-
-    def __getitem__(self, index):
-        s = slice(index * self.batch, (index + 1) * self.batch)
-        return self.x[s], self.y[s]
+    n = (len(ids) - 1) // seq_len
+    if n < 1:
+        raise ValueError(f"char-lm: {len(ids)} validation characters are too few for "
+                         f"windows of {seq_len}.")
+    x = ids[:n * seq_len].reshape(n, seq_len)
+    y = ids[1:n * seq_len + 1].reshape(n, seq_len)
+    return Batches.of_arrays((x, y), batch)

@@ -63,7 +63,7 @@ import numpy as np
 
 from grukit.zoo import ZooModel
 
-from .data import CharData, _RandomWindows, _StridedWindows
+from .data import CharData, random_windows, strided_windows
 from .generation import MAX_LENGTH, generate
 from .model import CharLM, _runner, stream_loss
 from .preprocessing import START, UNKNOWN, encode
@@ -125,10 +125,10 @@ class CharLanguageModel(ZooModel):
         if split == "train":
             ids = data.ids("train", hparams.get("max_train_chars", 0))
             if training:
-                return _RandomWindows(ids, L, batch, hparams["steps_per_epoch"],
+                return random_windows(ids, L, batch, hparams["steps_per_epoch"],
                                       seed=hparams.get("data_seed", 0))
-            return _StridedWindows(ids, L, batch)
-        return _StridedWindows(data.ids(split, hparams.get("max_val_chars", 0)), L,
+            return strided_windows(ids, L, batch)
+        return strided_windows(data.ids(split, hparams.get("max_val_chars", 0)), L,
                                max(batch, 128))
 
     # ------------------------------------------------------ hyperparameters

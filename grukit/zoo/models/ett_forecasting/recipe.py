@@ -21,7 +21,6 @@ import numpy as np
 from grukit.zoo import ZooModel
 from grukit.zoo.cli import require
 
-from .data import _Windows
 from .model import NORMS, STANDARD_HORIZONS, SegRNN, check_shape_hparams
 from .plots import plot_forecast
 from .preprocessing import read_window_csv
@@ -76,7 +75,7 @@ class EttForecasting(ZooModel):
                 "lookback": hparams["lookback"], "horizon": hparams["horizon"]}
 
     def dataset(self, data, hparams, split, training=False):
-        from grukit.datasets import WindowDataset
+        from grukit.datasets import Batches, WindowDataset
 
         L, H, batch = hparams["lookback"], hparams["horizon"], hparams["batch_size"]
         limit = {"train": hparams.get("max_train_windows", 0),
@@ -86,7 +85,7 @@ class EttForecasting(ZooModel):
             x, y = data.windows(name, L, H)
             # evenly spaced windows over the whole split: the subset sees every season
             idx = np.linspace(0, len(x) - 1, limit).round().astype(int)
-            return _Windows(x[idx], y[idx], batch, shuffle=training)
+            return Batches.of_arrays((x[idx], y[idx]), batch, shuffle=training)
         return WindowDataset(data, name, L, H, batch_size=batch, shuffle=training)
 
     # ------------------------------------------------------ hyperparameters

@@ -5,70 +5,62 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from .model import _bucket_length
 from .preprocessing import ReviewTokenizer, build_vocabulary, tokenize
 
 
-class _Batches(keras.utils.PyDataset):
-    """Token-id batches for ``fit``: shuffled, grouped by length (less padding), each
-    batch cut to its longest review rounded up to ``bucket`` steps."""
+def review_batches(ids, labels, batch_size, shuffle, seed=0, bucket=64, pool=50):
+    """Token-id batches for ``fit`` (:class:`grukit.datasets.Batches`): shuffled, grouped
+    by length (less padding), each batch cut to its longest review rounded up to
+    ``bucket`` steps.
 
-    def __init__(self, ids, labels, batch_size, shuffle, seed=0, bucket=64, pool=50):
-        super().__init__()
-        self.ids, self.labels = ids, labels.astype(np.float32)
-        self.lengths = (ids != 0).sum(axis=1)
-        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
-        self.bucket, self.pool = bucket, pool
-        self._epoch = 0
-        self._batches = self._plan()
+    The plan of an epoch: a permutation of the reviews, sorted by length inside chunks of
+    ``pool`` batches, cut into batches, and the batches shuffled; without ``shuffle`` the
+    reviews in order of length.
+    """
+    from grukit.datasets import Batches
 
-    def _time_steps(self, idx):
-        return _bucket_length(self.lengths[idx], self.ids.shape[1], self.bucket)
+    labels = labels.astype(np.float32)
+    lengths = (ids != 0).sum(axis=1)
+    n, bs = len(ids), batch_size
 
-    def _plan(self):
-        batches = self._order()
+    def time_steps(idx):
+        return _bucket_length(lengths[idx], ids.shape[1], bucket)
+
+    def order(rng):
+        if rng is None:
+            by_length = np.argsort(lengths, kind="stable")
+            return [by_length[i:i + bs] for i in range(0, n, bs)]
+        perm = rng.permutation(n)
+        chunk = bs * pool  # sort by length inside chunks: batches of similar lengths
+        parts = []
+        for i in range(0, n, chunk):
+            part = perm[i:i + chunk]
+            parts.append(part[np.argsort(lengths[part], kind="stable")])
+        perm = np.concatenate(parts)
+        batches = [perm[i:i + bs] for i in range(0, n, bs)]
+        return [batches[j] for j in rng.permutation(len(batches))]
+
+    def plan(rng):
+        batches = order(rng)
         # Keras (TensorFlow backend) fixes the tf.data signature from the first two batches:
         # give them different lengths when the data has more than one, so that the time
         # dimension is left unknown (None) rather than fixed to the first batch's.
         if len(batches) > 2:
-            first = self._time_steps(batches[0])
-            if self._time_steps(batches[1]) == first:
+            first = time_steps(batches[0])
+            if time_steps(batches[1]) == first:
                 for j in range(2, len(batches)):
-                    if self._time_steps(batches[j]) != first:
+                    if time_steps(batches[j]) != first:
                         batches[1], batches[j] = batches[j], batches[1]
                         break
         return batches
 
-    def _order(self):
-        n, bs = len(self.ids), self.batch_size
-        if not self.shuffle:
-            order = np.argsort(self.lengths, kind="stable")
-            return [order[i:i + bs] for i in range(0, n, bs)]
-        rng = np.random.default_rng([self.seed, self._epoch])
-        order = rng.permutation(n)
-        chunk = bs * self.pool  # sort by length inside chunks: batches of similar lengths
-        parts = []
-        for i in range(0, n, chunk):
-            part = order[i:i + chunk]
-            parts.append(part[np.argsort(self.lengths[part], kind="stable")])
-        order = np.concatenate(parts)
-        batches = [order[i:i + bs] for i in range(0, n, bs)]
-        return [batches[j] for j in rng.permutation(len(batches))]
+    def fetch(idx):
+        return ids[idx, :time_steps(idx)], labels[idx]
 
-    def __len__(self):
-        return len(self._batches)
-
-    def __getitem__(self, index):
-        idx = self._batches[index]
-        return self.ids[idx, :self._time_steps(idx)], self.labels[idx]
-
-    def on_epoch_end(self):
-        if self.shuffle:
-            self._epoch += 1
-            self._batches = self._plan()
+    return Batches(fetch, n, batch_size, shuffle=shuffle, seed=seed, plan=plan)
 
 
 class ImdbData:

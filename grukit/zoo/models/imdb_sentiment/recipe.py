@@ -26,7 +26,7 @@ import numpy as np
 from grukit.zoo import ZooModel
 from grukit.zoo.cli import require
 
-from .data import ImdbData, _Batches
+from .data import ImdbData, review_batches
 from .gates import plot_gates
 from .model import NGRAM_WEIGHTING, POOLING, SentimentModel, nb_ratios, predict_ids
 from .preprocessing import TOKENIZER, TRUNCATE, to_text
@@ -113,7 +113,7 @@ class ImdbSentiment(ZooModel):
 
     def dataset(self, data, hparams, split, training=False):
         ids, labels = data.encoded(split, hparams)
-        return _Batches(ids, labels, hparams["batch_size"], shuffle=training,
+        return review_batches(ids, labels, hparams["batch_size"], shuffle=training,
                         seed=hparams.get("seed", 0), bucket=hparams.get("bucket", 64))
 
     # ------------------------------------------------------ hyperparameters

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -122,6 +123,24 @@ def _command_of(argv):
     return None
 
 
+class _Stdout(logging.Handler):
+    """The command line's view of the library's log: INFO lines on the current stdout."""
+
+    def emit(self, record):
+        try:
+            print(self.format(record), file=sys.stdout, flush=True)
+        except Exception:  # pragma: no cover  (a closed stdout)
+            self.handleError(record)
+
+
+def _show_progress():
+    """Send grukit's INFO log to stdout: the library logs, only the command prints."""
+    logger = logging.getLogger("grukit")
+    if not any(isinstance(h, _Stdout) for h in logger.handlers):
+        logger.addHandler(_Stdout())
+    logger.setLevel(logging.INFO)
+
+
 def main(argv=None):
     """The ``grukit`` command. Returns the exit status (2 for a user error).
 
@@ -180,6 +199,7 @@ def main(argv=None):
 
     args = parser.parse_args(argv)
     args.argv = argv
+    _show_progress()
     try:
         return args.func(args)
     except zoo_cli.MissingDependency as e:

@@ -462,7 +462,9 @@ def test_export_of_the_jax_trained_preset_serves_without_grukit(tmp_path):
 
 
 @pytest.mark.skipif(BACKEND == "tensorflow", reason="the delegation from JAX/PyTorch")
-def test_export_on_another_backend_runs_under_tensorflow(tmp_path, monkeypatch, capsys):
+def test_export_on_another_backend_runs_under_tensorflow(tmp_path, monkeypatch, caplog):
+    import logging
+
     from grukit.zoo import export
 
     calls = []
@@ -476,12 +478,13 @@ def test_export_on_another_backend_runs_under_tensorflow(tmp_path, monkeypatch, 
 
     monkeypatch.setattr(export.subprocess, "run", fake_run)
     out = tmp_path / "export"
-    zoo.get("ett-forecasting").export(out)
+    with caplog.at_level(logging.INFO, logger="grukit"):
+        zoo.get("ett-forecasting").export(out)
     (cmd, env), = calls
     assert env["KERAS_BACKEND"] == "tensorflow"
     assert cmd[1:] == ["-m", "grukit", "zoo", "export", "ett-forecasting", "--preset",
                        str(zoo.get("ett-forecasting").preset_dir()), "--out", str(out)]
-    assert "export runs under the TensorFlow backend" in capsys.readouterr().out
+    assert "export runs under the TensorFlow backend" in caplog.text  # logged, not printed
 
 
 @tf_pass_only
@@ -533,3 +536,28 @@ def test_public_zoo_api_has_docstrings_with_examples():
         if not name.startswith("_") and not (member.__doc__ or "").strip():
             missing.append(f"ZooModel.{name}")
     assert not missing, missing
+
+
+def test_library_logs_and_only_the_command_prints(tmp_path, capsys, caplog):
+    """Training from Python prints nothing (it logs to the 'grukit' logger); the command
+    line shows that log on stdout, with evaluate's progress."""
+    import logging
+
+    if not os.path.isfile(ETT_CSV):
+        pytest.fail(f"ETTh1 not found at {ETT_CSV} (set GRUKIT_DATA_DIR)")
+    ett = zoo.get("ett-forecasting")
+    logger = logging.getLogger("grukit")
+    saved = logger.handlers[:], logger.level
+    logger.handlers[:] = []  # as in a fresh Python session: nobody has asked for the log
+    try:
+        with caplog.at_level(logging.INFO, logger="grukit"):
+            metrics, _ = ett.evaluate_preset(split="validation", data_dir=DATA_DIR)
+        assert capsys.readouterr().out == ""
+        assert "evaluate: measuring on the validation split" in caplog.text
+        assert main(["zoo", "evaluate", "ett-forecasting", "--split", "validation",
+                     "--data-dir", DATA_DIR]) == 0
+        out = capsys.readouterr().out
+        assert "evaluate: loading the data" in out and "evaluate: done in" in out
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])

@@ -11,6 +11,10 @@ from conftest import BACKEND, DATA_DIR
 
 HORIZONS = (96, 192, 336, 720)
 
+# The tasks are backend-independent glue over the recipes, whose presets are checked on
+# every backend elsewhere: one pass is enough.
+pytestmark = pytest.mark.skipif(BACKEND != "jax", reason="runs once, in the JAX pass")
+
 
 def test_sentiment_classifier_takes_raw_text():
     clf = zoo.SentimentClassifier.from_preset("imdb-sentiment")
@@ -85,7 +89,6 @@ def test_fine_tuned_model_round_trips_through_save_to_preset(tmp_path):
                  str(csv)]) == 0
 
 
-@pytest.mark.skipif(BACKEND != "jax", reason="one backend is enough (JAX pass)")
 def test_fine_tuned_classifier_keeps_its_vocabulary(tmp_path):
     clf = zoo.SentimentClassifier.from_preset("imdb-sentiment")
     path = clf.save_to_preset(tmp_path / "clf")

@@ -68,13 +68,18 @@ every recipe gets: ``variant``, ``units``, ``learning_rate``, ``batch_size``,
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
+import time
+import warnings
 from pathlib import Path
 
 from grukit.zoo import presets as _presets
 
 __all__ = ["ZooModel", "TrainResult", "TUNERS", "parse_value", "set_seed"]
+
+log = logging.getLogger(__name__)
 
 TUNERS = ("random", "bayesian", "hyperband")
 SPLITS = ("train", "validation", "test")
@@ -453,15 +458,21 @@ class ZooModel:
             raise ValueError(f"split must be 'test' or 'validation'; got {split!r}.")
         model = self.load(preset)
         metadata = model.zoo_preset.metadata
+        log.info(f"evaluate: preset {model.zoo_preset.path}")
         if data is None:
+            log.info("evaluate: loading the data")
             data = self.load_data(data_dir=data_dir, **data_options)
         recorded = {f["name"]: f["sha256"] for f in metadata.get("data", {}).get("files", [])}
         for path in self.data_files(data):
             path = Path(path)
             if path.name in recorded and recorded[path.name] != _presets.sha256_file(path):
-                print(f"warning: {path} differs from the data the preset was measured on "
-                      f"(sha256 {recorded[path.name][:12]}...)", file=sys.stderr)
-        return self.evaluate(model, data, metadata["hparams"], split), metadata
+                warnings.warn(f"{path} differs from the data the preset was measured on "
+                              f"(sha256 {recorded[path.name][:12]}...)", stacklevel=2)
+        log.info(f"evaluate: measuring on the {split} split")
+        start = time.time()
+        metrics = self.evaluate(model, data, metadata["hparams"], split)
+        log.info(f"evaluate: done in {time.time() - start:.1f} s")
+        return metrics, metadata
 
     # ============================================================= export
     def export_endpoints(self, model, preset):
@@ -500,9 +511,8 @@ class ZooModel:
                    else f"shape {served.shape} vs {expected.shape}")
             raise RuntimeError(f"exported SavedModel disagrees with the Keras model "
                                f"on the sample batch (max difference {err}).")
-        if verbose:
-            print(f"verified: SavedModel loaded without grukit matches the Keras model "
-                  f"on a batch {tuple(sample.shape)} (max |diff| "
-                  f"{float(np.abs(served - expected).max()):.2e})", flush=True)
+        log.info(f"verified: SavedModel loaded without grukit matches the Keras model "
+                 f"on a batch {tuple(sample.shape)} (max |diff| "
+                 f"{float(np.abs(served - expected).max()):.2e})")
 
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import shlex
@@ -15,6 +16,8 @@ from pathlib import Path
 from grukit.zoo import presets as _presets
 
 __all__ = ["export", "verify_saved_model"]
+
+log = logging.getLogger(__name__)
 
 _VERIFY = textwrap.dedent("""
     import sys
@@ -62,7 +65,7 @@ def export(recipe, out, preset=None, verify=True, verbose=True):
             cmd.append("--no-verify")
         env = dict(os.environ, KERAS_BACKEND="tensorflow")
         if verbose:
-            print(f"export runs under the TensorFlow backend: {shlex.join(cmd)}", flush=True)
+            log.info(f"export runs under the TensorFlow backend: {shlex.join(cmd)}")
         proc = subprocess.run(cmd, env=env, capture_output=not verbose, text=True)
         if proc.returncode != 0:
             detail = "" if verbose else f":\n{proc.stdout[-2000:]}{proc.stderr[-4000:]}"
@@ -70,6 +73,7 @@ def export(recipe, out, preset=None, verify=True, verbose=True):
                                f"(exit {proc.returncode}){detail}")
         return out
 
+    log.info(f"export: loading the preset {preset_path}")
     model = recipe.load(preset_path)
     preset_info = model.zoo_preset
     tmp = _presets.temp_sibling(out, "export")
@@ -81,19 +85,20 @@ def export(recipe, out, preset=None, verify=True, verbose=True):
         archive.track(model)
         for name, fn, signature in endpoints:
             archive.add_endpoint(name=name, fn=fn, input_signature=list(signature))
+        log.info(f"export: writing the SavedModel ({', '.join(e[0] for e in endpoints)})")
         archive.write_out(str(tmp), verbose=False)
         (tmp / "assets.extra").mkdir(exist_ok=True)
         shutil.copyfile(preset_path / _presets.METADATA_FILE,
                         tmp / "assets.extra" / "metadata.json")
         recipe.export_extras(model, tmp / "assets.extra")
         if verify:
+            log.info("export: verifying it in a fresh process that does not import grukit")
             recipe.verify_export(model, tmp, verbose=verbose)
         _presets.replace_dir(tmp, out, _is_saved_model)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if verbose:
-        print(f"SavedModel written to {out}")
+    log.info(f"SavedModel written to {out}")
     return out
 
 

@@ -5,17 +5,20 @@ written as a preset with its metadata (see :func:`train`).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
-import sys
 import time
+import warnings
 from pathlib import Path
 
 from grukit.zoo import presets as _presets
 from grukit.zoo.base import TrainResult, _atomic_write_json, set_seed
 
 __all__ = ["train"]
+
+log = logging.getLogger(__name__)
 
 
 def train(recipe, hparams, data, out, epochs=None, seed=0, data_parallel=None, quick=False,
@@ -94,9 +97,9 @@ def train(recipe, hparams, data, out, epochs=None, seed=0, data_parallel=None, q
                             0 if refit else hparams["patience"], hparams)
         resumed_from = _backup_epoch(out / "backup")
         if resumed_from:
-            print(f"Resuming from epoch {resumed_from} (backup in {out / 'backup'})", flush=True)
+            log.info(f"Resuming from epoch {resumed_from} (backup in {out / 'backup'})")
         if devices:
-            print(f"Data parallel over {len(devices)} devices: {', '.join(devices)}", flush=True)
+            log.info(f"Data parallel over {len(devices)} devices: {', '.join(devices)}")
         callbacks = [keras.callbacks.BackupAndRestore(str(out / "backup"),
                                                       double_checkpoint=True),
                      state,
@@ -113,7 +116,7 @@ def train(recipe, hparams, data, out, epochs=None, seed=0, data_parallel=None, q
         if state.best is not None and state.best_path.is_file() and not refit:
             model.load_weights(str(state.best_path))
         if devices:
-            print(f"Variables replicated on {_variable_devices(model)} devices", flush=True)
+            log.info(f"Variables replicated on {_variable_devices(model)} devices")
             weights = model.get_weights()
     if devices:
         # evaluate and save a plain single-device copy (any batch size, any backend)
@@ -125,9 +128,9 @@ def train(recipe, hparams, data, out, epochs=None, seed=0, data_parallel=None, q
                               profile)
     preset = _presets.save_preset(model, out / "preset", metadata,
                                   assets=recipe.assets(data, hparams))
-    print(f"Preset written to {preset}")
+    log.info(f"Preset written to {preset}")
     for split, values in metrics.items():
-        print(f"{split:>10}: " + "  ".join(
+        log.info(f"{split:>10}: " + "  ".join(
             f"{k}={v}" if isinstance(v, int) else f"{k}={v:.4f}" for k, v in values.items()))
     model.zoo_preset = _presets.Preset(preset, metadata)
     return TrainResult(model, metrics, preset, metadata, resumed_from)
@@ -200,8 +203,8 @@ def _data_parallel(requested):
     devices = keras.distribution.list_devices()
     if len(devices) < 2:
         if requested:
-            print(f"--data-parallel: only one device ({devices[0]}); training on it",
-                  file=sys.stderr)
+            warnings.warn(f"--data-parallel: only one device ({devices[0]}); training on it",
+                          stacklevel=2)
         return None, None
     return list(devices), keras.distribution.DataParallel(devices=devices)
 
@@ -290,8 +293,8 @@ def _train_state_class():
             self._start = now
             self._save()
             if self.patience and self.wait >= self.patience:
-                print(f"\nEarly stopping: no {self.monitor} improvement for {self.wait} "
-                      f"epochs (best {self.best:.5f} at epoch {self.best_epoch + 1})", flush=True)
+                log.info(f"Early stopping: no {self.monitor} improvement for {self.wait} "
+                         f"epochs (best {self.best:.5f} at epoch {self.best_epoch + 1})")
                 self.model.stop_training = True
 
         def _save(self):

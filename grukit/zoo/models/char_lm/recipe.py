@@ -55,6 +55,7 @@ Example::
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 
@@ -70,6 +71,7 @@ from .preprocessing import START, UNKNOWN, encode
 from .serving import _run_fresh, _tf_generate, _tf_step
 
 
+log = logging.getLogger(__name__)
 SEARCH_VARIANTS = ["gru", "mgu", "mgu2", "ligru", "mingru"]
 
 
@@ -311,10 +313,8 @@ class CharLanguageModel(ZooModel):
         if not err <= 1e-4 * max(1.0, float(np.abs(logits).max())):
             raise RuntimeError(f"exported step signature disagrees with CharLM.step (max "
                                f"difference {err}).")
-        if verbose:
-            print(f"verified: SavedModel loaded without grukit generates the same text as "
-                  f"predict() for {len(requests)} requests; step max |diff| {err:.2e}",
-                  flush=True)
+        log.info(f"verified: SavedModel loaded without grukit generates the same text as "
+                 f"predict() for {len(requests)} requests; step max |diff| {err:.2e}")
 
     # -------------------------------------------------------------- CLI
     def add_arguments(self, parser, command):

@@ -1,13 +1,12 @@
 """keras-hub-style tasks over the committed presets: raw input in, the user's answer out,
 and save_to_preset / from_preset round trips of a fine-tuned model."""
 import json
-import os
 
 import numpy as np
 import pytest
 
 import grukit.zoo as zoo
-from conftest import BACKEND, DATA_DIR
+from conftest import BACKEND
 
 HORIZONS = (96, 192, 336, 720)
 

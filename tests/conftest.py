@@ -10,6 +10,34 @@ import keras
 BACKEND = keras.backend.backend()
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.environ.get("GRUKIT_DATA_DIR", os.path.join(REPO, "..", "shared", "data"))
+#: ``tests/run.sh`` (what CI runs) sets ``GRUKIT_TEST_DATA=required``: a test whose data file
+#: is absent then fails, naming the file. Without it (``GRUKIT_TEST_DATA=skip-missing``, or a
+#: plain ``pytest``) such tests are skipped, for users without the data.
+DATA_REQUIRED = os.environ.get("GRUKIT_TEST_DATA", "") == "required"
+
+
+def require_data(path):
+    """``path`` if that data file exists; else fail (data required) or skip the test."""
+    if os.path.isfile(path):
+        return path
+    message = (f"data file {path} is absent: set GRUKIT_DATA_DIR to the folder holding "
+               f"imdb/, tinyshakespeare/ and ett/")
+    if DATA_REQUIRED:
+        pytest.fail(f"{message} (GRUKIT_TEST_DATA=required, as tests/run.sh sets; "
+                    f"GRUKIT_TEST_DATA=skip-missing skips these tests instead)", pytrace=False)
+    pytest.skip(message)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "needs_data(path): the test reads that data file (missing: fails under "
+                   "tests/run.sh, else skips)")
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("needs_data"):
+        for path in mark.args:
+            require_data(path)
 
 
 def to_np(x):

@@ -16,6 +16,8 @@ python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[dev]"
 export TF_CPP_MIN_LOG_LEVEL=3 PYTHONUNBUFFERED=1
 export GRUKIT_DATA_DIR=${GRUKIT_DATA_DIR:-$(cd .. && pwd)/shared/data}
+# Tests that read the data fail when it is missing; GRUKIT_TEST_DATA=skip-missing skips them.
+export GRUKIT_TEST_DATA=${GRUKIT_TEST_DATA:-required}
 status=0
 for backend in ${GRUKIT_TEST_BACKENDS:-tensorflow jax torch}; do
   echo "=== pytest, KERAS_BACKEND=$backend"

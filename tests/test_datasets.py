@@ -22,7 +22,7 @@ import pytest
 import keras
 
 from grukit import datasets
-from conftest import BACKEND, DATA_DIR, REPO
+from conftest import BACKEND, DATA_DIR, REPO, require_data
 
 IMDB_TAR = os.path.join(DATA_DIR, "imdb", "aclImdb_v1.tar.gz")
 SHAKESPEARE_TXT = os.path.join(DATA_DIR, "tinyshakespeare", "input.txt")
@@ -31,10 +31,7 @@ COLS = list(datasets.ETT_COLUMNS)
 
 
 def _need(path):
-    if not os.path.isfile(path):
-        pytest.skip(f"real data file {path} is absent (set GRUKIT_DATA_DIR to the shared data "
-                    f"folder to run this test)")
-    return path
+    return require_data(path)
 
 
 def _tf_pass_only():

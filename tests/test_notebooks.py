@@ -18,7 +18,7 @@ import time
 import pytest
 import keras
 
-from conftest import DATA_DIR, REPO
+from conftest import DATA_DIR, REPO, require_data
 
 NOTEBOOK_DIR = os.path.join(REPO, "notebooks")
 NOTEBOOKS = [
@@ -87,8 +87,8 @@ def test_notebook_runs(name, needs_data, kernel_env):
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     pytest.importorskip("matplotlib")
-    if needs_data and not os.path.isfile(os.path.join(DATA_DIR, needs_data)):
-        pytest.skip(f"no {needs_data} under {DATA_DIR} (set GRUKIT_DATA_DIR)")
+    if needs_data:
+        require_data(os.path.join(DATA_DIR, needs_data))
 
     nb = nbformat.read(os.path.join(NOTEBOOK_DIR, name), as_version=4)
     client = nbclient.NotebookClient(

@@ -26,11 +26,10 @@ import keras
 import grukit.zoo as zoo
 from grukit.__main__ import main
 from grukit.zoo import presets
-from conftest import BACKEND, DATA_DIR, REPO
+from conftest import BACKEND, DATA_DIR, REPO, require_data
 
 ETT_CSV = os.path.join(DATA_DIR, "ett", "ETTh1.csv")
-needs_data = pytest.mark.skipif(not os.path.isfile(ETT_CSV),
-                                reason=f"ETTh1 not found at {ETT_CSV} (set GRUKIT_DATA_DIR)")
+needs_data = pytest.mark.needs_data(ETT_CSV)
 tf_pass_only = pytest.mark.skipif(
     BACKEND != "tensorflow", reason="runs once, in the TF pass (subprocesses on their own backend)")
 
@@ -543,8 +542,7 @@ def test_library_logs_and_only_the_command_prints(tmp_path, capsys, caplog):
     line shows that log on stdout, with evaluate's progress."""
     import logging
 
-    if not os.path.isfile(ETT_CSV):
-        pytest.fail(f"ETTh1 not found at {ETT_CSV} (set GRUKIT_DATA_DIR)")
+    require_data(ETT_CSV)
     ett = zoo.get("ett-forecasting")
     logger = logging.getLogger("grukit")
     saved = logger.handlers[:], logger.level
@@ -561,3 +559,31 @@ def test_library_logs_and_only_the_command_prints(tmp_path, capsys, caplog):
     finally:
         logger.handlers[:] = saved[0]
         logger.setLevel(saved[1])
+
+
+@tf_pass_only
+def test_missing_data_fails_under_run_sh_and_skips_otherwise(tmp_path):
+    """tests/run.sh sets GRUKIT_TEST_DATA=required: a test whose data file is absent fails
+    and names the file; with GRUKIT_TEST_DATA=skip-missing it is skipped."""
+    import shutil
+
+    shutil.copy(os.path.join(REPO, "tests", "conftest.py"), tmp_path / "conftest.py")
+    (tmp_path / "test_needs.py").write_text(textwrap.dedent('''
+        import pytest
+
+        @pytest.mark.needs_data("/nonexistent/ett/ETTh1.csv")
+        def test_reads_ett():
+            pass
+    '''))
+    runs = {}
+    for mode in ("required", "skip-missing"):
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               "-rsf", str(tmp_path / "test_needs.py")], cwd=tmp_path,
+                              env=_env("jax", GRUKIT_TEST_DATA=mode), capture_output=True,
+                              text=True, timeout=300)
+        runs[mode] = (proc.returncode, proc.stdout)
+    code, out = runs["required"]
+    assert code == 1 and re.search(r"\b1 (failed|error)\b", out), out
+    assert "/nonexistent/ett/ETTh1.csv is absent" in out, out
+    code, out = runs["skip-missing"]
+    assert code == 0 and "1 skipped" in out, out

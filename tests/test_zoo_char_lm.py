@@ -20,11 +20,10 @@ import grukit.zoo as zoo
 from grukit.zoo.models.char_lm.generation import MAX_LENGTH, generate, sample, uniform
 from grukit.zoo.models.char_lm.model import CharLM, _runner, stream_loss
 from grukit.zoo.models.char_lm.preprocessing import build_vocabulary, decode, encode
-from conftest import BACKEND, DATA_DIR, REPO
+from conftest import BACKEND, DATA_DIR, REPO, require_data
 
 TEXT = os.path.join(DATA_DIR, "tinyshakespeare", "input.txt")
-needs_data = pytest.mark.skipif(not os.path.isfile(TEXT),
-                                reason=f"Tiny Shakespeare not found at {TEXT}")
+needs_data = pytest.mark.needs_data(TEXT)
 
 TINY = {"variant": "mgu", "units": 16, "depth": 2, "embedding_dim": 8, "seq_len": 32,
         "batch_size": 16, "epochs": 1, "steps_per_epoch": 6, "max_train_chars": 20000,
@@ -39,8 +38,7 @@ def lm():
 
 @pytest.fixture(scope="module")
 def data(lm):
-    if not os.path.isfile(TEXT):
-        pytest.skip(f"Tiny Shakespeare not found at {TEXT}")
+    require_data(TEXT)
     return lm.load_data(data_dir=DATA_DIR)
 
 

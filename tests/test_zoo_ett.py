@@ -19,12 +19,11 @@ import grukit.zoo as zoo
 from grukit.__main__ import main
 from grukit.zoo.models.ett_forecasting.model import SegRNN
 from grukit.zoo.models.ett_forecasting.preprocessing import read_window_csv
-from conftest import BACKEND, DATA_DIR, REPO, to_np
+from conftest import BACKEND, DATA_DIR, REPO, to_np, require_data
 
 ETT_CSV = os.path.join(DATA_DIR, "ett", "ETTh1.csv")
 HORIZONS = (96, 192, 336, 720)  # one committed preset each: preset/ (96), preset_h<H>/
-needs_data = pytest.mark.skipif(not os.path.isfile(ETT_CSV),
-                                reason=f"ETTh1 not found at {ETT_CSV} (set GRUKIT_DATA_DIR)")
+needs_data = pytest.mark.needs_data(ETT_CSV)
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +33,7 @@ def ett():
 
 @pytest.fixture(scope="module")
 def data(ett):
-    if not os.path.isfile(ETT_CSV):
-        pytest.skip(f"ETTh1 not found at {ETT_CSV}")
+    require_data(ETT_CSV)
     return ett.load_data(data_dir=DATA_DIR)
 
 

@@ -19,11 +19,10 @@ from grukit.zoo.models.imdb_sentiment.gates import gate_profile, plot_gates
 from grukit.zoo.models.imdb_sentiment.model import SentimentModel, nb_ratios, ngram_bucket_ids, predict_ids
 from grukit.zoo.models.imdb_sentiment.preprocessing import ReviewTokenizer, tokenize, truncate_tokens
 from grukit.zoo.models.imdb_sentiment.recipe import SEARCH_SPACES
-from conftest import BACKEND, DATA_DIR, REPO
+from conftest import BACKEND, DATA_DIR, REPO, require_data
 
 ARCHIVE = os.path.join(DATA_DIR, "imdb", "aclImdb_v1.tar.gz")
-needs_data = pytest.mark.skipif(not os.path.isfile(ARCHIVE),
-                                reason=f"IMDB archive not found at {ARCHIVE}")
+needs_data = pytest.mark.needs_data(ARCHIVE)
 
 TINY = {"train_limit": 600, "val_limit": 200, "test_limit": 200, "vocab_size": 1500,
         "sequence_length": 64, "units": 8, "embedding_dim": 8, "epochs": 1,
@@ -37,8 +36,7 @@ def imdb():
 
 @pytest.fixture(scope="module")
 def trained(imdb, tmp_path_factory):
-    if not os.path.isfile(ARCHIVE):
-        pytest.skip(f"IMDB archive not found at {ARCHIVE}")
+    require_data(ARCHIVE)
     data = imdb.load_data(data_dir=DATA_DIR)
     hp = imdb.hparams(quick=True, overrides=TINY)
     out = tmp_path_factory.mktemp("imdb_run")

@@ -36,6 +36,12 @@ def test_keras_tuner_internals_are_where_grukit_expects_them():
         "OracleServicer no longer sets stop_triggered, which serve_oracle polls"
 
 
+def _local(monkeypatch):
+    """No keras-tuner distribution variables: a single-process search."""
+    for key in ("KERASTUNER_ORACLE_IP", "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_PORT"):
+        monkeypatch.delenv(key, raising=False)
+
+
 @pytest.mark.parametrize("env, chief, member", [
     ({}, False, False),
     ({"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": "8000",
@@ -44,8 +50,7 @@ def test_keras_tuner_internals_are_where_grukit_expects_them():
       "KERASTUNER_TUNER_ID": "tuner0"}, False, True),
 ])
 def test_chief_and_worker_roles_follow_keras_tuners_variables(env, chief, member, monkeypatch):
-    for key in ("KERASTUNER_ORACLE_IP", "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_PORT"):
-        monkeypatch.delenv(key, raising=False)
+    _local(monkeypatch)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert internals.is_chief() is chief and internals.has_chief() is member
@@ -98,8 +103,7 @@ def test_keras_tuner_oracle_state_is_what_the_workarounds_expect(tmp_path, monke
     keras-tuner changed: update grukit/zoo/_tuner_internals.py."""
     import keras_tuner
 
-    for key in ("KERASTUNER_ORACLE_IP", "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_PORT"):
-        monkeypatch.delenv(key, raising=False)
+    _local(monkeypatch)
     oracle = _tiny_tuner(tmp_path, cls=keras_tuner.RandomSearch).oracle  # keras-tuner's own
     assert isinstance(oracle.ongoing_trials, dict) and isinstance(oracle.tuner_ids, set)
     assert isinstance(oracle._retry_queue, list) and isinstance(oracle.end_order, list)
@@ -126,8 +130,7 @@ def test_reload_keeps_finished_trials_off_the_queue(tmp_path, monkeypatch, capsy
     here stopped even before end_trial saved the oracle (end_order misses it), and a trial
     waiting for a retry twice: the reload queues the retry once and the interrupted trial,
     and records the finished one as ended once."""
-    for key in ("KERASTUNER_ORACLE_IP", "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_PORT"):
-        monkeypatch.delenv(key, raising=False)
+    _local(monkeypatch)
     oracle = _tiny_tuner(tmp_path, max_trials=4).oracle
     oracle.max_retries_per_trial = 1
     done, broken, running = (oracle.create_trial(f"tuner{i}") for i in range(3))
@@ -193,9 +196,34 @@ class _Clock:
         return self.now
 
 
+def _in_thread(fn, *args, **kwargs):
+    """Run ``fn`` in a daemon thread (a hung chief cannot hold up the test run); the
+    returned ``result(timeout)`` gives its return value or raises its exception."""
+    import threading
+
+    box = {}
+
+    def run():
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # noqa: BLE001 -- handed to the test
+            box["error"] = e
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def result(timeout):
+        thread.join(timeout)
+        assert not thread.is_alive(), f"{fn.__name__} still running after {timeout} s (hang)"
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    return result
+
+
 def _chief_oracle(tmp_path, monkeypatch, max_trials=2, timeout=10):
-    for key in ("KERASTUNER_ORACLE_IP", "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_PORT"):
-        monkeypatch.delenv(key, raising=False)
+    _local(monkeypatch)
     oracle = _tiny_tuner(tmp_path, max_trials=max_trials).oracle
     clock = _Clock()
     return oracle, internals.WorkerWatch(oracle, timeout, clock=clock), clock
@@ -273,8 +301,6 @@ def test_the_chief_stops_with_a_resume_message_when_no_worker_is_left(tmp_path, 
 def test_serve_oracle_ends_when_its_only_worker_is_lost(tmp_path, monkeypatch):
     """The real gRPC service on loopback: a worker takes a trial and goes silent; the chief
     does not wait forever but returns the resume message (hang guard: 60 s)."""
-    import concurrent.futures
-
     from keras_tuner.src.distribute import oracle_chief, oracle_client
 
     oracle = _tiny_tuner(tmp_path).oracle
@@ -282,16 +308,55 @@ def test_serve_oracle_ends_when_its_only_worker_is_lost(tmp_path, monkeypatch):
     monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
     monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
     monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        served = pool.submit(internals.serve_oracle, oracle, oracle_chief, period=0.05,
-                             worker_timeout=0.3)
-        client = oracle_client.OracleClient(oracle)
-        trial = client.create_trial("tuner0")
-        assert trial.status == "RUNNING"
-        message = served.result(timeout=60)
+    served = _in_thread(internals.serve_oracle, oracle, oracle_chief, period=0.05,
+                        worker_timeout=0.3)
+    monkeypatch.setattr(oracle_client, "TIMEOUT", 60)  # a worker's request: not 1 h
+    trial = oracle_client.OracleClient(oracle).create_trial("tuner0")
+    assert trial.status == "RUNNING"
+    message = served(timeout=60)
     assert "no worker is left (lost: tuner0)" in message
     state = json.loads((tmp_path / "p" / "oracle.json").read_text())
     assert state["ongoing_trials"] == {} and state["retry_queue"] == [trial.trial_id]
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="runs once, in the JAX pass (fastest to compile)")
+@needs_data
+def test_a_chief_left_without_workers_writes_the_tables_and_the_search_resumes(
+        tmp_path, monkeypatch, capsys):
+    """tune() as the chief, and a worker (a gRPC client here) that takes a trial and goes
+    silent: the chief re-queues it, waits one more timeout for a worker, then writes the
+    tables and raises with the resume; re-running (here as one process) trains the queued
+    trial, once (hang guard: 120 s)."""
+    from keras_tuner.src.distribute import oracle_client
+
+    ett = zoo.get("ett-forecasting")
+    data = ett.load_data(data_dir=DATA_DIR)
+    fixed = {"units": 8, "max_train_windows": 64, "max_val_windows": 64, "variant": "gru",
+             "segment": 24}
+    common = dict(tuner="random", max_trials=1, epochs=1, quick=True, fixed=fixed, verbose=0)
+    hp = ett.hparams(quick=True, overrides=fixed)
+    monkeypatch.setattr(internals, "MIN_WORKER_TIMEOUT", 0.1)  # not minutes, in a test
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(_free_port()))
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
+    chief = _in_thread(ett.tune, hp, data, tmp_path, worker_timeout=0.5, **common)
+    monkeypatch.setattr(oracle_client, "TIMEOUT", 60)  # a worker's request: not 1 h
+    trial = oracle_client.OracleClient(None).create_trial("tuner0")
+    assert trial.status == "RUNNING"
+    with pytest.raises(RuntimeError, match=r"no worker is left \(lost: tuner0\) and it has "
+                       rf"trial\(s\) {trial.trial_id} queued to run again. Re-run the same "
+                       r"commands"):
+        chief(timeout=120)
+    with open(tmp_path / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["trial"], r["status"], r["val_loss"]) for r in rows] == [
+        (trial.trial_id, "INVALID", "")]
+    _local(monkeypatch)
+    capsys.readouterr()
+    rows = ett.tune(hp, data, tmp_path, **common)
+    out = capsys.readouterr().out
+    assert out.count("trial done") == 1, out
+    assert [(r["trial"], r["status"]) for r in rows] == [(trial.trial_id, "COMPLETED")]
 
 
 def test_heartbeat_asks_for_its_trial_until_stopped():

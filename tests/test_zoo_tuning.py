@@ -425,7 +425,11 @@ def test_distributed_search_reruns_the_trial_of_a_sigkilled_worker(tmp_path):
     procs, lines = {}, {}
     for role in ("chief", "tuner0", "tuner1"):
         env = _env("jax", KERASTUNER_TUNER_ID=role, KERASTUNER_ORACLE_IP="127.0.0.1",
-                   KERASTUNER_ORACLE_PORT=str(port), GRUKIT_WORKER_TIMEOUT="15")
+                   KERASTUNER_ORACLE_PORT=str(port), GRUKIT_WORKER_TIMEOUT="15",
+                   # the survivor's two trials share compiled programs
+                   JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax_cache"),
+                   JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
         procs[role] = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, text=True)
     readers = []

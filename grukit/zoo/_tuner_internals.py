@@ -2,7 +2,10 @@
 
 keras-tuner (1.4) has no public API for what these do; each is here with its reason, and
 ``tests/test_zoo_tuning.py::test_keras_tuner_internals_are_where_grukit_expects_them``
-fails loudly when an upgrade moves them:
+(the chief's gRPC service) and ``::test_keras_tuner_oracle_state_is_what_the_workarounds_expect``
+(the oracle's ``ongoing_trials``, ``tuner_ids``, ``_retry_queue``, ``end_order``,
+``_run_times``, ``_save_trial``, and the stale state that ``end_trial`` saves) fail loudly
+when an upgrade changes them:
 
 * :func:`serve_oracle`: keras-tuner's chief
   (``keras_tuner.src.distribute.oracle_chief.start_server``) re-checks every 20 s

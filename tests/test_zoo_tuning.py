@@ -432,11 +432,14 @@ def test_distributed_search_reruns_the_trial_of_a_sigkilled_worker(tmp_path):
                    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
         procs[role] = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, text=True)
+    def read(proc, into):
+        for line in proc.stdout:
+            into.append(line)
+
     readers = []
     for role, proc in procs.items():
         lines[role] = []
-        readers.append(threading.Thread(target=lambda p=proc, l=lines[role]: l.extend(p.stdout),
-                                        daemon=True))
+        readers.append(threading.Thread(target=read, args=(proc, lines[role]), daemon=True))
         readers[-1].start()
     deadline = time.monotonic() + 300
     try:
@@ -455,7 +458,11 @@ def test_distributed_search_reruns_the_trial_of_a_sigkilled_worker(tmp_path):
         time.sleep(1)  # building / training it
         procs[victim].send_signal(signal.SIGKILL)
         for role, proc in procs.items():
-            proc.wait(timeout=max(1, deadline - time.monotonic()))
+            try:
+                proc.wait(timeout=max(1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"{role} still running after 300 s (the search hangs):\n"
+                            + "".join(lines[role])[-3000:])
     finally:
         for proc in procs.values():
             if proc.poll() is None:

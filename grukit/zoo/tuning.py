@@ -95,7 +95,7 @@ def hypermodel(recipe, data, hparams, quick=False, seed=0):
 
 def tune(recipe, hparams, data, out, tuner="random", max_trials=10, epochs=None, seed=0,
          quick=False, fixed=None, verbose=1, time_limit=None, compare=None,
-         report_only=False):
+         report_only=False, worker_timeout=None):
     """Search the hyperparameters; resumable and distributable.
 
     The search state lives in ``OUT/tune/<tuner>[-quick]`` (keras-tuner,
@@ -103,7 +103,11 @@ def tune(recipe, hparams, data, out, tuner="random", max_trials=10, epochs=None,
     the validation split; the test split is not touched. Under keras-tuner's
     distribution variables (``KERASTUNER_TUNER_ID=chief|tuner0|tuner1...``,
     ``KERASTUNER_ORACLE_IP``, ``KERASTUNER_ORACLE_PORT``) the chief serves the
-    oracle until the search is done, the workers run trials.
+    oracle until the search is done, the workers run trials. A worker that stops
+    answering for ``worker_timeout`` seconds (killed, its machine gone) is taken for
+    lost and its trial runs again on another worker; if no worker is left, the chief
+    stops (``RuntimeError`` saying how to resume, after writing the tables). Resuming
+    never runs a finished trial again.
 
     Args:
         hparams: base hyperparameters (:meth:`hparams`); the search overrides its keys.
@@ -126,12 +130,21 @@ def tune(recipe, hparams, data, out, tuner="random", max_trials=10, epochs=None,
             on the validation objective; the test column is a report.
         report_only: run no trial: write the tables (and ``compare``) from the search
             state as it is, e.g. after a search was stopped. Trials that were running
-            when it stopped are listed with status ``RUNNING`` and no score.
+            when it stopped are listed with status ``RUNNING`` and no score (``INVALID``,
+            with the reason, for the trial of a lost worker, queued to run again).
+        worker_timeout: distributed search, chief: seconds without a sign of life from a
+            worker (a worker running a trial sends one every 2 s) after which its trial
+            goes back to the queue. Default: ``$GRUKIT_WORKER_TIMEOUT``, else 120; at
+            least 10.
 
     Returns:
         The trial rows (list of dicts, best first) on the chief or a single
         process, written to ``OUT/trials.csv``, ``OUT/trials.md`` and the best
         trial's hyperparameters to ``OUT/best_hparams.json``; ``[]`` on a worker.
+
+    Raises:
+        RuntimeError: (chief) every worker was lost with trials left; the message says
+            which and how to resume.
 
     Example:
         >>> rows = ett.tune(ett.hparams(quick=True), data, "runs/ett-tune", max_trials=4, quick=True)
@@ -147,6 +160,7 @@ def tune(recipe, hparams, data, out, tuner="random", max_trials=10, epochs=None,
                                        and time_limit > 0):
         raise ValueError(f"time_limit must be a positive number of seconds or None; "
                          f"got {time_limit!r}.")
+    worker_timeout = _worker_timeout(worker_timeout)
     if (fixed or {}).get("refit"):
         raise ValueError("refit trains on the validation split too: it is for the final "
                          "training (zoo train), not for a search that selects on it.")
@@ -173,7 +187,7 @@ def tune(recipe, hparams, data, out, tuner="random", max_trials=10, epochs=None,
         except ImportError:
             raise ValueError("--tuner bayesian needs scipy and scikit-learn: "
                              "pip install 'keras-tuner[bayesian]'.") from None
-    cls = _internals.fast_chief(classes[tuner])
+    cls = _internals.tuner_class(classes[tuner], worker_timeout)
     if tuner == "hyperband":
         search = cls(max_epochs=max(2, epochs), factor=3, **common)
         search.oracle.max_trials = max_trials
@@ -209,9 +223,31 @@ def tune(recipe, hparams, data, out, tuner="random", max_trials=10, epochs=None,
         # not the profile's: `zoo train --hparams` then trains what the search measured
         best_hparams["epochs"] = int(best[0]["hparams"].get("tuner/epochs", epochs))
         _atomic_write_json(out / "best_hparams.json", best_hparams)
+    if search.unfinished:
+        raise RuntimeError(search.unfinished)
     if compare:
         _compare(recipe, search, rows, compare, data, hparams, out)
     return rows
+
+
+def _worker_timeout(value):
+    """``value``, else ``$GRUKIT_WORKER_TIMEOUT``, else the default; checked."""
+    where = "worker_timeout"
+    if value is None and os.environ.get("GRUKIT_WORKER_TIMEOUT"):
+        where, value = "GRUKIT_WORKER_TIMEOUT", os.environ["GRUKIT_WORKER_TIMEOUT"]
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"GRUKIT_WORKER_TIMEOUT must be a number of seconds; got "
+                             f"{value!r}.") from None
+    if value is None:
+        return _internals.DEFAULT_WORKER_TIMEOUT
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not value >= _internals.MIN_WORKER_TIMEOUT or math.isinf(value)):
+        raise ValueError(f"{where} must be a finite number of seconds >= "
+                         f"{_internals.MIN_WORKER_TIMEOUT:g} (five heartbeats of a worker); "
+                         f"got {value!r}.")
+    return float(value)
 
 
 def _compare(recipe, search, rows, key, data, hparams, out):

@@ -1,0 +1,80 @@
+"""Every committed preset keeps reproducing its model card.
+
+On every backend: each preset against the outputs stored in ``tests/data/
+preset_outputs.json`` on a fixed subset of its data (``tests/preset_outputs.py`` writes
+them). On one backend each: the full figure of the card (IMDB's 25,000 test reviews,
+the char LM's whole validation text; each ETT horizon's full test set is in
+``test_zoo_ett.py``)."""
+import os
+
+import numpy as np
+import pytest
+
+import grukit.zoo as zoo
+import preset_outputs
+from conftest import BACKEND, DATA_DIR, require_data
+
+IMDB = os.path.join(DATA_DIR, "imdb", "aclImdb_v1.tar.gz")
+TEXT = os.path.join(DATA_DIR, "tinyshakespeare", "input.txt")
+ETT = os.path.join(DATA_DIR, "ett", "ETTh1.csv")
+
+
+@pytest.fixture(scope="module")
+def stored():
+    return preset_outputs.load()
+
+
+@pytest.mark.needs_data(IMDB)
+def test_imdb_preset_on_the_stored_subset(stored):
+    expected = stored["imdb-sentiment"]
+    got = preset_outputs.imdb_outputs(DATA_DIR)
+    assert got["labels"] == expected["labels"]
+    np.testing.assert_allclose(got["probabilities"], expected["probabilities"], atol=2e-5)
+    p, labels = np.asarray(got["probabilities"]), np.asarray(got["labels"])
+    assert np.mean((p > 0.5) == labels) == np.mean(
+        (np.asarray(expected["probabilities"]) > 0.5) == labels)
+
+
+@pytest.mark.needs_data(TEXT)
+def test_char_lm_preset_on_the_stored_subset(stored):
+    got = preset_outputs.char_lm_outputs(DATA_DIR)
+    assert got["characters"] == stored["char-lm"]["characters"]
+    assert got["loss"] == pytest.approx(stored["char-lm"]["loss"], rel=1e-5)
+
+
+@pytest.mark.needs_data(ETT)
+def test_ett_presets_on_the_stored_subsets(stored):
+    got, expected = preset_outputs.ett_outputs(DATA_DIR), stored["ett-forecasting"]
+    assert sorted(got) == sorted(expected) == ["192", "336", "720", "96"]
+    for h in expected:
+        assert got[h]["windows"] == expected[h]["windows"], h
+        np.testing.assert_allclose(got[h]["mse"], expected[h]["mse"], rtol=1e-4, err_msg=h)
+        np.testing.assert_allclose(got[h]["mae"], expected[h]["mae"], rtol=1e-4, err_msg=h)
+        np.testing.assert_allclose(got[h]["first_ot"], expected[h]["first_ot"], atol=1e-4,
+                                   err_msg=h)
+
+
+@pytest.mark.needs_data(IMDB)
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the full test set once, in the TF pass")
+def test_imdb_preset_reproduces_its_test_accuracy():
+    imdb = zoo.get("imdb-sentiment")
+    metrics, meta = imdb.evaluate_preset(split="test", data_dir=DATA_DIR)
+    recorded = meta["metrics"]["test"]
+    assert metrics["examples"] == recorded["examples"] == 25000
+    # every review counts: the same number right, not approximately the same
+    assert round(metrics["accuracy"] * 25000) == round(recorded["accuracy"] * 25000)
+    for key in ("recurrent_accuracy", "ngram_accuracy"):
+        assert round(metrics[key] * 25000) == round(recorded[key] * 25000), key
+    assert metrics["loss"] == pytest.approx(recorded["loss"], rel=1e-4)
+
+
+@pytest.mark.needs_data(TEXT)
+@pytest.mark.skipif(BACKEND != "jax", reason="the whole validation text once, in the JAX pass")
+def test_char_lm_preset_reproduces_its_validation_loss():
+    require_data(TEXT)
+    lm = zoo.get("char-lm")
+    metrics, meta = lm.evaluate_preset(split="validation", data_dir=DATA_DIR)
+    recorded = meta["metrics"]["validation"]
+    assert metrics["characters"] == recorded["characters"] == 111539
+    assert metrics["unknown_characters"] == 0
+    assert metrics["loss"] == pytest.approx(recorded["loss"], rel=1e-5)

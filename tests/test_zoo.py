@@ -237,6 +237,8 @@ def test_cli_list(capsys):
      r"--max-trials must be a positive integer"),
     (["zoo", "tune", "ett-forecasting", "--quick", "--time-limit", "-3"],
      r"--time-limit must be a positive number of seconds"),
+    (["zoo", "tune", "ett-forecasting", "--quick", "--worker-timeout", "2"],
+     r"--worker-timeout must be a finite number of seconds >= 10"),
 ])
 def test_cli_bad_input_is_named(argv, match, capsys, monkeypatch):
     monkeypatch.setenv("GRUKIT_DATA_DIR", "/nonexistent/data")

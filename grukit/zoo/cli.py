@@ -116,6 +116,10 @@ def common_options(p, command):
         p.add_argument("--time-limit", type=float, metavar="SECONDS",
                        help="start no trial after this many seconds (running trials finish; "
                             "re-running the command resumes towards --max-trials)")
+        p.add_argument("--worker-timeout", type=float, metavar="SECONDS",
+                       help="distributed search (chief): a worker silent this long is taken "
+                            "for lost and its trial goes back to the queue (default: "
+                            "$GRUKIT_WORKER_TIMEOUT, else 120)")
         p.add_argument("--compare", metavar="HPARAM",
                        help="after the search, score the best trial of each value of this "
                             "searched hyperparameter (e.g. variant) on validation and test "
@@ -245,13 +249,19 @@ def _tune(recipe, opts, command):
                          f"got {opts.time_limit}.")
     if opts.epochs is not None and opts.epochs < 1:
         raise ValueError(f"--epochs must be a positive integer; got {opts.epochs}.")
+    if opts.worker_timeout is not None:
+        from grukit.zoo import _tuner_internals
+
+        if not _tuner_internals.MIN_WORKER_TIMEOUT <= opts.worker_timeout < float("inf"):
+            raise ValueError(f"--worker-timeout must be a finite number of seconds >= "
+                             f"{_tuner_internals.MIN_WORKER_TIMEOUT:g}; got {opts.worker_timeout}.")
     data = recipe.load_data(data_dir=opts.data_dir, **data_options)
     out = opts.out or os.path.join("runs", f"{recipe.name}-tune")
     _header(recipe, f"Tuning ({opts.tuner}, {opts.max_trials} trials)")
     rows = recipe.tune(hparams, data, out, tuner=opts.tuner, max_trials=opts.max_trials,
                        epochs=opts.epochs, seed=opts.seed, quick=opts.quick, fixed=fixed,
                        time_limit=opts.time_limit, compare=opts.compare,
-                       report_only=bool(opts.report))
+                       report_only=bool(opts.report), worker_timeout=opts.worker_timeout)
     if rows:
         print()
         print((open(os.path.join(out, "trials.md")).read()).rstrip())

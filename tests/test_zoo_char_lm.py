@@ -196,10 +196,12 @@ def test_predict_api(lm):
     assert isinstance(one, str) and len(one) == 15
     many = lm.predict(model, ["ROMEO:", "JULIET:"], length=15, temperature=0.5, seed=2)
     assert many[0] == one and len(many) == 2
-    with pytest.raises(ValueError, match="1-D list of prompts"):
+    with pytest.raises(ValueError, match=r"1-D sequence of prompts; got an array of shape \(1, 1\)"):
         lm.predict(model, np.array([["a"]]), length=3)
-    with pytest.raises(ValueError, match="a prompt .* or a list of prompts"):
+    with pytest.raises(ValueError, match=r"expected a prompt \(str\) or a 1-D sequence of prompts"):
         lm.predict(model, 3, length=3)
+    with pytest.raises(ValueError, match=r"got a set \(unordered\)"):
+        lm.predict(model, {"ROMEO:"}, length=3)
 
 
 def test_hparams_validation(lm):

@@ -112,6 +112,34 @@ def set_seed(seed):
         keras.utils.set_random_seed(seed)
 
 
+def text_batch(inputs, model, noun):
+    """``(single, items)``: ``inputs`` is one text (``str`` or ``bytes``; ``single`` true,
+    ``items`` a one-element list) or an ordered 1-D sequence of them (``items`` a list).
+
+    Raises:
+        ValueError: an unordered collection, a multi-dimensional array or a non-iterable,
+            naming ``model`` and what was expected (``noun``: "review", "prompt").
+
+    Example:
+        >>> text_batch("a fine film", "imdb-sentiment", "review")
+        (True, ['a fine film'])
+    """
+    import numpy as np
+
+    if isinstance(inputs, (str, bytes, bytearray, np.str_, np.bytes_)):
+        return True, [inputs]
+    expected = f"expected a {noun} (str) or a 1-D sequence of {noun}s"
+    if isinstance(inputs, (dict, set, frozenset)):
+        raise ValueError(f"{model}: {expected}; got a {type(inputs).__name__} (unordered).")
+    if isinstance(inputs, np.ndarray) and inputs.ndim != 1:
+        raise ValueError(f"{model}: {expected}; got an array of shape {inputs.shape}.")
+    try:
+        return False, list(inputs)
+    except TypeError:
+        raise ValueError(f"{model}: {expected}; got {type(inputs).__name__} "
+                         f"{inputs!r:.60}.") from None
+
+
 def _atomic_write_json(path, obj):
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")

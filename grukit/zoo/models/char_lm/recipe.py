@@ -1,19 +1,5 @@
-"""Character language model on Tiny Shakespeare: characters in, next-character distribution out.
-
-The model (:class:`CharLM`), for a batch of character ids ``[batch, time]``:
-
-1. ``Embedding(vocabulary, embedding_dim)``;
-2. ``depth`` stacked grukit recurrent layers (``variant``, ``units``), each
-   returning its sequence and its final state, with ``Dropout`` after each;
-3. ``Dense(vocabulary)``: the logits of the next character at every position.
-
-Vocabulary: the sorted distinct characters of the training text (65 for Tiny
-Shakespeare: newline, space, ``!$&',-.3:;?``, ``A-Z``, ``a-z``); id ``i`` is
-character ``vocabulary[i]``. It is part of the model's config (``config.json``)
-and is also written to ``assets/vocabulary.json``. No id is reserved: a
-character outside the vocabulary in a *prompt* is an error by default
-(``unknown="error"``: ``ValueError`` naming the characters) or is dropped
-(``unknown="skip"``); the exported SavedModel always drops them.
+"""The ``char-lm`` recipe: data, hyperparameters, search space, training hooks, serving
+and the command line, over the model of :mod:`.model` (generation: :mod:`.generation`).
 
 Training: random windows of ``seq_len`` characters of the first 90% of the text
 (``grukit.datasets.load_tiny_shakespeare("train")``, 1,003,854 characters),
@@ -24,32 +10,13 @@ Keras's ``val_loss`` during training (the search's objective) is the mean loss
 over non-overlapping ``seq_len`` windows of the validation text, each from a
 zero state.
 
-Evaluation (:meth:`CharLanguageModel.evaluate`, the model card's figure): the
-whole validation split (the last 10%, 111,540 characters) read as
-``eval_streams`` contiguous streams (default 1: the text in order) in windows
-of ``eval_window`` characters with the recurrent state carried from window to
-window, so each character is predicted from everything before it in the split.
-Every character but the first (which has no context) is a target: 111,539
-targets. ``loss`` is the mean cross-entropy in nats per character, ``bpc`` the
-same in bits (``loss / ln 2``). The data set has no separate test split;
-``split="test"`` is the same validation text (documented in the model card).
-
-Generation (:func:`generate`, :meth:`CharLanguageModel.predict`, ``grukit zoo
-predict char-lm``) runs the cells one step at a time with an explicit state
-(:meth:`CharLM.step`): the prompt is read character by character, then every
-new character costs one step -- the prefix is never re-run. Sampling: logits /
-temperature, optionally the ``top_k`` largest kept, softmax, then inverse-CDF
-sampling with a uniform number that is a hash of ``(seed, position)``
-(:func:`uniform`). The same hash and arithmetic are in the SavedModel, so a
-seed gives the same text in Python (every backend) and in the export, up to
-floating-point rounding of the logits (a draw within ~1e-6 of a boundary).
-
 Example::
 
     >>> lm = grukit.zoo.get("char-lm")
     >>> model = grukit.zoo.load("char-lm")
-    >>> lm.predict(model, "ROMEO:", length=200, temperature=0.8, seed=1)
-    "\\nWhat, ..."
+    >>> text = lm.predict(model, "ROMEO:", length=200, temperature=0.8, seed=1)
+    >>> len(text)
+    200
 """
 
 from __future__ import annotations
@@ -63,6 +30,7 @@ import keras
 import numpy as np
 
 from grukit.zoo import ZooModel
+from grukit.zoo.base import text_batch
 
 from .data import CharData, random_windows, strided_windows
 from .generation import MAX_LENGTH, generate
@@ -251,17 +219,9 @@ class CharLanguageModel(ZooModel):
         Example:
             >>> lm.predict(model, "ROMEO:", length=100, temperature=0.8, seed=1)
         """
-        if isinstance(inputs, (str, bytes, bytearray, np.str_, np.bytes_)):
-            return generate(model, inputs, length, temperature, top_k, seed, unknown)
-        if isinstance(inputs, np.ndarray) and inputs.ndim != 1:
-            raise ValueError(f"char-lm: expected a prompt or a 1-D list of prompts; got an "
-                             f"array of shape {inputs.shape}.")
-        try:
-            prompts = list(inputs)
-        except TypeError:
-            raise ValueError(f"char-lm: expected a prompt (str) or a list of prompts; got "
-                             f"{type(inputs).__name__}.") from None
-        return [generate(model, p, length, temperature, top_k, seed, unknown) for p in prompts]
+        single, prompts = text_batch(inputs, "char-lm", "prompt")
+        texts = [generate(model, p, length, temperature, top_k, seed, unknown) for p in prompts]
+        return texts[0] if single else texts
 
     # ----------------------------------------------------------- export
     def export_endpoints(self, model, preset):

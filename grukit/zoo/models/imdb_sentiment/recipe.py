@@ -12,7 +12,7 @@ Example::
     >>> imdb = grukit.zoo.get("imdb-sentiment")
     >>> model = grukit.zoo.load("imdb-sentiment")
     >>> imdb.predict(model, ["an overlong, joyless film", "a little gem"])
-    array([5.9922837e-05, 9.9923384e-01], dtype=float32)
+    array([...], dtype=float32)                  # [P(positive) of each review]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from grukit.zoo import ZooModel
+from grukit.zoo.base import text_batch
 from grukit.zoo.cli import require
 
 from .data import ImdbData, review_batches
@@ -281,28 +282,14 @@ class ImdbSentiment(ZooModel):
                 or a nested/multi-dimensional array.
 
         Example:
-            >>> imdb.predict(model, "an overlong, joyless film")
-            5.9922837e-05
+            >>> imdb.predict(model, "an overlong, joyless film") < 0.5
+            True
         """
         if not isinstance(model, SentimentModel):
             raise ValueError(f"imdb-sentiment: predict needs the imdb-sentiment model "
                              f"(grukit.zoo.load('imdb-sentiment')); got {type(model).__name__}.")
-        single = isinstance(inputs, (str, bytes, bytearray, np.str_, np.bytes_))
-        if single:
-            texts = [to_text(inputs)]
-        else:
-            if isinstance(inputs, (dict, set, frozenset)):
-                raise ValueError(f"imdb-sentiment: expected a review (str) or a sequence of "
-                                 f"reviews; got a {type(inputs).__name__} (unordered).")
-            if isinstance(inputs, np.ndarray) and inputs.ndim != 1:
-                raise ValueError(f"imdb-sentiment: expected one review or a 1-D batch of "
-                                 f"reviews; got an array of shape {inputs.shape}.")
-            try:
-                items = list(inputs)
-            except TypeError:
-                raise ValueError(f"imdb-sentiment: expected a review (str) or a sequence of "
-                                 f"reviews; got {type(inputs).__name__} {inputs!r:.60}.") from None
-            texts = [to_text(t, i) for i, t in enumerate(items)]
+        single, items = text_batch(inputs, "imdb-sentiment", "review")
+        texts = [to_text(t, None if single else i) for i, t in enumerate(items)]
         p = model.predict_texts(texts, batch_size=batch_size)
         return float(p[0]) if single else p
 

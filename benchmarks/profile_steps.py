@@ -1,4 +1,4 @@
-"""Profile evidence for the benchmark's missed targets (issue #3 closing note).
+"""Profile evidence: where the time of a training step goes, per backend and implementation.
 
     KERAS_BACKEND=torch python benchmarks/profile_steps.py   # ops per time step
     KERAS_BACKEND=jax   python benchmarks/profile_steps.py   # + minGRU scan timing

@@ -361,7 +361,7 @@ def test_distributed_tuning_chief_and_two_workers(tmp_path):
 @tf_pass_only
 @needs_data
 def test_cli_trains_and_evaluates_on_another_ett_file(tmp_path):
-    # Issue 7: the recipe works for any ETT-format CSV (--data path/to/ETTh2.csv). The
+    # The recipe works for any ETT-format CSV (--data path/to/ETTh2.csv). The
     # other file here is ETTh1 from its row 3000 on, saved as ETTh2.csv (hourly, 14,420
     # rows): its split, statistics and test windows differ from ETTh1's.
     with open(ETT_CSV) as f:

@@ -298,6 +298,11 @@ def test_cli_missing_optional_dependency_is_named_before_any_output(capsys, monk
     assert "Forecast" not in captured.out
     assert main(["zoo", "predict", "imdb-sentiment", "a fine film", "--gates", "g.png"]) == 2
     assert "error: --gates needs matplotlib" in capsys.readouterr().err
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "keras_tuner" else real(name, *a))
+    assert main(["zoo", "tune", "ett-forecasting", "--quick"]) == 2
+    assert "error: grukit zoo tune needs keras_tuner, which is not installed: pip install " \
+           "'grukit[zoo]'" in capsys.readouterr().err
 
 
 # ------------------------------------------------------ TF pass: subprocesses

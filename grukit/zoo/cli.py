@@ -151,6 +151,21 @@ class MissingDependency(ImportError):
     ``pip install`` that fixes it (see :func:`require`)."""
 
 
+def require_installed(module, extra, what):
+    """Raise :class:`MissingDependency` (naming ``pip install 'grukit[extra]'``) unless
+    ``module`` is installed; does not import it.
+
+    Example:
+        >>> require_installed("keras_tuner", "zoo", "grukit zoo tune")
+    """
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MissingDependency(
+            f"{what} needs {module}, which is not installed: pip install 'grukit[{extra}]' "
+            f"(or pip install {module.replace('_', '-')}).")
+
+
 def require(module, extra, what):
     """Import ``module`` or raise :class:`MissingDependency` naming ``pip install
     'grukit[extra]'``.
@@ -169,6 +184,10 @@ def require(module, extra, what):
             f"(or pip install {top}).") from None
 
 
+#: What each command needs beyond Keras and a backend: (module, extra).
+NEEDS = {"tune": [("keras_tuner", "zoo")], "export": [("tensorflow", "zoo")]}
+
+
 def _dispatch(opts):
     import grukit.zoo as zoo
 
@@ -178,6 +197,8 @@ def _dispatch(opts):
         if getattr(opts, key, None) is None and hasattr(opts, key):
             setattr(opts, key, value)
     try:
+        for module, extra in NEEDS.get(command, []):
+            require_installed(module, extra, f"grukit zoo {command}")
         return {"train": _train, "tune": _tune, "evaluate": _evaluate, "export": _export,
                 "predict": _predict}[command](recipe, opts, command)
     except (ValueError, FileNotFoundError, FileExistsError, MissingDependency, _Fail) as e:

@@ -30,7 +30,7 @@ NOTEBOOKS = [
     ("05_forecasting.ipynb", "ett/ETTh1.csv"),
     ("06_tuning.ipynb", "ett/ETTh1.csv"),
 ]
-TIMEOUT_S = 240  # per cell and, checked below, per notebook (each runs in ~1-2 min)
+TIMEOUT_S = 900  # per cell: a hang guard only (a slow machine must not fail the test)
 KERNEL = "grukit-test-python"
 
 
@@ -98,7 +98,6 @@ def test_notebook_runs(name, needs_data, kernel_env):
     client.execute()  # raises CellExecutionError, naming the cell, on any error
     elapsed = time.time() - start
     print(f"{name}: {elapsed:.1f}s")
-    assert elapsed < TIMEOUT_S, f"{name} took {elapsed:.0f}s (limit {TIMEOUT_S}s)"
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors

@@ -134,14 +134,21 @@ def test_hparams_defaults_profiles_and_overrides():
 
 
 @pytest.mark.parametrize("overrides, match", [
-    ({"variant": "lstm"}, r"Unknown variant 'lstm'.*gru, gru1"),
+    ({"variant": "lstm"},
+     r"ett-forecasting: hyperparameter 'variant' must be a grukit variant name \(gru, gru1.*"
+     r"got 'lstm'\."),
     ({"horizon": 100}, r"horizon 100 is not a multiple of the segment length 24.*96, 192"),
-    ({"horizon": 0}, r"horizon must be a positive integer"),
+    ({"horizon": 0}, r"hyperparameter 'horizon' must be a positive integer; got 0\."),
     ({"lookback": 100}, r"lookback 100 is not a multiple"),
-    ({"units": -3}, r"'units' must be a positive integer"),
-    ({"norm": "z"}, r"norm must be one of"),
-    ({"learning_rate": "fast"}, r"'learning_rate' must be a positive number"),
-    ({"colour": 3}, r"unknown hyperparameter 'colour'. Known: batch_size"),
+    ({"units": -3}, r"'units' must be a positive integer; got -3\."),
+    ({"units": True}, r"'units' must be a positive integer; got True\."),
+    ({"patience": -1}, r"'patience' must be a non-negative integer \(.*0: never.*got -1\."),
+    ({"norm": "z"}, r"'norm' must be one of 'last', 'mean', 'revin'; got 'z'\."),
+    ({"dropout": 1.0}, r"'dropout' must be a number in \[0, 1\); got 1\.0\."),
+    ({"learning_rate": "fast"}, r"'learning_rate' must be a positive number; got 'fast'\."),
+    ({"learning_rate": float("nan")}, r"'learning_rate' must be a positive number; got nan\."),
+    ({"colour": 3}, r"unknown hyperparameter 'colour'. Known: batch_size, dropout, epochs"),
+    ({"colour": 3, "size": 1}, r"unknown hyperparameters 'colour', 'size'. Known: batch_size"),
 ])
 def test_hparams_bad_values_are_named(overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -151,6 +158,125 @@ def test_hparams_bad_values_are_named(overrides, match):
 def test_unknown_profile():
     with pytest.raises(ValueError, match=r"unknown hyperparameter profile 'gpu'.*quick, cpu"):
         zoo.get("ett-forecasting").hparams(profile="gpu")
+
+
+# ------------------------------------------------------------------ typed configs
+ZOO_MODELS = ("ett-forecasting", "char-lm", "imdb-sentiment")
+
+
+@pytest.mark.parametrize("name", ZOO_MODELS)
+def test_config_is_one_frozen_typed_documented_dataclass(name):
+    import dataclasses
+
+    from grukit.zoo.base import COMMON_HPARAMS, ZooConfig
+
+    recipe = zoo.get(name)
+    cls = recipe.config_class
+    assert issubclass(cls, ZooConfig) and dataclasses.is_dataclass(cls)
+    assert cls.__module__ == f"grukit.zoo.models.{name.replace('-', '_')}.config"
+    config = cls()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.units = 1
+    names = cls.field_names()
+    assert set(COMMON_HPARAMS) <= set(names)
+    assert all(f.type in ("int", "float", "str", "bool") for f in dataclasses.fields(cls))
+    # the docstring lists every field, Args-style, and shows an example
+    args, example = cls.__doc__.split("Args:")[1].split("Example:")
+    for key in names:
+        assert re.search(rf"^ +{key}: \S", args, re.M), (name, key)
+    assert f"{cls.__name__}.from_dict(" in example
+    # the plain dict round-trips; missing keys take the defaults; unknown keys are named
+    assert list(config.to_dict()) == names
+    assert cls.from_dict(config.to_dict()) == config
+    assert recipe.validate_hparams({"units": 7}) == dict(config.to_dict(), units=7)
+    assert recipe.hparams() == cls.from_dict(recipe.profile_overrides()).to_dict()
+    with pytest.raises(ValueError, match=rf"^{name}: unknown hyperparameter 'colour'\. Known: "
+                                         rf"{', '.join(sorted(names))}\.$"):
+        cls.from_dict({"colour": 1})
+    with pytest.raises(ValueError, match=rf"{name}: hyperparameters must be a dict"):
+        cls.from_dict([("units", 7)])
+
+
+@pytest.mark.parametrize("name", ZOO_MODELS)
+def test_profiles_hold_the_committed_presets_configurations(name):
+    recipe = zoo.get(name)
+    spec = json.loads((recipe.directory / "hparams.json").read_text())
+    assert set(spec) == {"description", "profiles"} and "defaults" in spec["profiles"]
+    assert recipe.profiles() == [p for p in spec["profiles"] if p != "defaults"]
+    assert "quick" in recipe.profiles()
+    profiles = {p: recipe.hparams(profile=p) for p in ["defaults", *recipe.profiles()]}
+    assert profiles["quick"] == recipe.hparams(quick=True) != profiles["defaults"]
+    metadata = sorted(recipe.directory.glob("preset*/metadata.json"))
+    assert metadata
+    for path in metadata:
+        recorded = json.loads(path.read_text())["hparams"]
+        assert recorded in profiles.values(), path
+        assert recipe.config_class.from_record(recorded).to_dict() == recorded, path
+
+
+def test_hparams_json_layout_and_bad_profiles_are_named(tmp_path, monkeypatch):
+    ett = zoo.get("ett-forecasting")
+    monkeypatch.setattr(type(ett), "directory", property(lambda self: tmp_path))
+    path = tmp_path / "hparams.json"
+    path.write_text(json.dumps({"defaults": {"units": 8}, "quick": {}}))  # the old layout
+    with pytest.raises(ValueError, match=r'hparams.json: expected \{"description": \.\.\., '
+                                         r'"profiles": \{"defaults"'):
+        ett.hparams()
+    path.write_text(json.dumps({"description": "", "profiles": {
+        "defaults": {"epochs": 2}, "quick": {"segment": 5}, "odd": {"colour": 1}}}))
+    assert ett.profiles() == ["quick", "odd"]
+    assert ett.hparams()["epochs"] == 2 and ett.hparams(profile="defaults")["epochs"] == 2
+    with pytest.raises(ValueError, match=r"horizon 96 is not a multiple of the segment length 5"
+                                         r".*\(hparams.json, profile 'quick'\)"):
+        ett.hparams(quick=True)
+    with pytest.raises(ValueError, match=r"unknown hyperparameter 'colour'.*profile 'odd'"):
+        ett.hparams(profile="odd")
+
+
+def test_an_old_preset_lacking_newer_keys_is_evaluated_as_it_was_trained(tmp_path,
+                                                                         monkeypatch):
+    """A key missing from a preset's metadata takes the config's default, or -- where the
+    default changed what a run does -- the value runs had before the key existed."""
+    import shutil
+    from types import SimpleNamespace
+
+    ett = zoo.get("ett-forecasting")
+    old = tmp_path / "preset"
+    shutil.copytree(ett.preset_dir(), old)
+    meta = json.loads((old / "metadata.json").read_text())
+    recorded = dict(meta["hparams"])
+    assert (recorded["max_val_windows"], recorded["lr_decay"], recorded["lr_decay_start"]) \
+        == (0, 0.9, 3)
+    for key in ("max_val_windows", "lr_decay", "lr_decay_start"):
+        del meta["hparams"][key]
+    (old / "metadata.json").write_text(json.dumps(meta))
+    seen = []
+    monkeypatch.setattr(ett, "evaluate", lambda model, data, hparams, split: (
+        seen.append((hparams, split)) or {"mse": 1.0}))
+    metrics, _ = ett.evaluate_preset(old, data=SimpleNamespace(source=None), split="validation")
+    assert metrics == {"mse": 1.0}
+    # max_val_windows: its default (0); the decay: a constant rate, as before it existed
+    assert seen == [(dict(recorded, max_val_windows=0, lr_decay=1.0, lr_decay_start=0),
+                     "validation")]
+
+
+def test_recorded_configurations_in_experiments_stay_readable_and_equal():
+    """experiments/ metadata written before the n-gram member, refit and recurrent_weight
+    existed: every recorded value is kept, the missing ones are what those runs had."""
+    files = sorted(Path(REPO, "experiments").rglob("*metadata.json"))
+    assert len(files) >= 3
+    for path in files:
+        meta = json.loads(path.read_text())
+        config = zoo.get(meta["model"]).config_class.from_record(meta["hparams"])
+        assert {k: v for k, v in config.to_dict().items() if k in meta["hparams"]} \
+            == meta["hparams"], path
+    old = json.loads(Path(REPO, "experiments/imdb_sentiment/results/bigrams-scaled/"
+                                "narrow-ligru-s300.metadata.json").read_text())["hparams"]
+    assert "refit" not in old and "ngram_weighting" not in old
+    config = zoo.get("imdb-sentiment").config_class.from_record(old)
+    # not the defaults (refit true would evaluate with the train+validation vocabulary)
+    assert (config.refit, config.ngram_weighting, config.recurrent_weight) == (False, "mean", 1.0)
+    assert zoo.get("imdb-sentiment").hparams()["refit"] is True
 
 
 # ------------------------------------------------------------------ presets

@@ -18,6 +18,7 @@ from grukit.zoo.models.imdb_sentiment.data import review_batches
 from grukit.zoo.models.imdb_sentiment.gates import gate_profile, plot_gates
 from grukit.zoo.models.imdb_sentiment.model import SentimentModel, nb_ratios, ngram_bucket_ids, predict_ids
 from grukit.zoo.models.imdb_sentiment.preprocessing import ReviewTokenizer, tokenize, truncate_tokens
+from grukit.zoo.models.imdb_sentiment.config import SEARCH_SPACE_NAMES
 from grukit.zoo.models.imdb_sentiment.recipe import SEARCH_SPACES
 from conftest import BACKEND, DATA_DIR, REPO, require_data
 
@@ -237,6 +238,7 @@ def test_hparams_and_search_space(imdb):
         values = imdb.search_space(hp, dict(defaults, search_space=name))
         assert set(values) == set(spaces[name])
         imdb.validate_hparams(dict(defaults, **values))
+    assert set(spaces) - {"quick"} == set(SEARCH_SPACE_NAMES)  # what the config accepts
     assert set(spaces["narrow"]) < set(spaces["wide"])
     assert max(spaces["wide"]["units"]) > max(spaces["narrow"]["units"])
     assert max(spaces["wide"]["sequence_length"]) > max(spaces["narrow"]["sequence_length"])

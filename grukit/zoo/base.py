@@ -4,8 +4,9 @@ A zoo model is a package ``grukit/zoo/models/<dir>/`` holding
 
 * ``recipe.py`` -- one subclass of :class:`ZooModel` that fills in the
   model-specific hooks (data, search space, model, metrics, serving, predict),
-* ``hparams.json`` -- the default hyperparameters (``"defaults"``) and the
-  overrides of a quick CPU run (``"quick"``),
+* ``config.py`` -- the hyperparameters: one frozen dataclass (:class:`ZooConfig`),
+* ``hparams.json`` -- named profiles of hyperparameters (``"defaults"``, the
+  overrides of a quick CPU run ``"quick"``, the committed presets' ...),
 * ``README.md`` -- the model card, with a table of measured metrics,
 * ``preset/`` -- the committed trained model (:mod:`grukit.zoo.presets`),
 * the model's own modules (``model.py``, ``preprocessing.py``, ``data.py``, ...).
@@ -28,6 +29,7 @@ Writing a recipe (``grukit/zoo/models/<dir>/recipe.py``, beside the model's
         description = "IMDB review sentiment, embedding + bidirectional grukit layer"
         objective = "val_loss"                  # what the search and the checkpoint select on
         direction = "min"
+        config_class = ImdbConfig               # config.py: the hyperparameters' dataclass
 
         def load_data(self, data_dir=None, **options):
             return ...                          # any object: the dataset, vocabulary, ...
@@ -58,32 +60,232 @@ Writing a recipe (``grukit/zoo/models/<dir>/recipe.py``, beside the model's
         def predict(self, model, inputs, preset=None, **options):
             ...                                 # what a user has in, what a user wants out
 
-``hparams`` is a plain dict: ``hparams.json``'s defaults, then its ``"quick"``
-overrides with ``--quick``, then the search's values, then the command line's
-``--set key=value`` / ``--variant`` (see :meth:`ZooModel.hparams`). The keys
-every recipe gets: ``variant``, ``units``, ``learning_rate``, ``batch_size``,
-``epochs``, ``patience``; a recipe adds its own.
+Hyperparameters: each model has one frozen dataclass, a subclass of
+:class:`ZooConfig` in ``grukit/zoo/models/<dir>/config.py`` (its fields, types,
+defaults and every check), named by the recipe's ``config_class``.
+``hparams.json`` holds named profiles of overrides of those defaults
+(``"defaults"``, ``"quick"``, the committed presets'). The engine passes plain
+dicts (keras-tuner, ``metadata.json``, ``--set``), and every dict that reaches
+the hooks is the ``to_dict()`` of a validated config: the config's defaults,
+then ``hparams.json``'s ``"defaults"`` profile, then the named profile
+(``"quick"`` with ``--quick``), then the search's values, then the command
+line's ``--set key=value`` / ``--variant`` (see :meth:`ZooModel.hparams`).
+The fields every config has: ``variant``, ``units``, ``learning_rate``,
+``batch_size``, ``epochs``, ``patience`` (checked once, by :class:`ZooConfig`);
+a config adds its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 import time
 import warnings
 from pathlib import Path
 
+from grukit.variants import VARIANTS, get_variant
 from grukit.zoo import presets as _presets
 
-__all__ = ["ZooModel", "TrainResult", "TUNERS", "parse_value", "set_seed"]
+__all__ = ["ZooModel", "ZooConfig", "Rule", "TrainResult", "TUNERS", "parse_value", "set_seed"]
 
 log = logging.getLogger(__name__)
 
 TUNERS = ("random", "bayesian", "hyperband")
 SPLITS = ("train", "validation", "test")
-COMMON_HPARAMS = ("variant", "units", "learning_rate", "batch_size", "epochs", "patience")
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+class Rule:
+    """What one hyperparameter's value must be: a test and the words for it.
+
+    A :class:`ZooConfig` names one rule per field; a value that fails its rule
+    raises ``ValueError("<model>: hyperparameter '<key>' must be <expected>; got <value>.")``.
+    No value is converted: ``True`` is not an integer, ``1`` is a number, NaN and
+    infinities are not numbers.
+
+    Args:
+        ok: ``ok(value) -> bool``.
+        expected: what a valid value is, in words (``"a positive integer"``).
+
+    Example:
+        >>> rule = Rule.integer(0).explain("0 = every review")
+        >>> rule.check("imdb-sentiment", "train_limit", -1)
+        Traceback (most recent call last):
+        ValueError: imdb-sentiment: hyperparameter 'train_limit' must be a non-negative integer (0 = every review); got -1.
+    """
+
+    def __init__(self, ok, expected):
+        self.ok = ok
+        self.expected = expected
+
+    def __repr__(self):
+        return f"Rule({self.expected!r})"
+
+    def explain(self, note):
+        """The same rule with ``note`` (what the value means) added to its words."""
+        return Rule(self.ok, f"{self.expected} ({note})")
+
+    def check(self, model, key, value):
+        """Raise ``ValueError`` naming ``model``, ``key``, ``value`` and what was expected."""
+        if not self.ok(value):
+            raise ValueError(f"{model}: hyperparameter {key!r} must be {self.expected}; "
+                             f"got {value!r}.")
+
+    @staticmethod
+    def integer(low):
+        """An ``int`` (not a ``bool``) ``>= low``."""
+        words = {0: "a non-negative integer", 1: "a positive integer"}
+        return Rule(lambda v: _is_int(v) and v >= low,
+                    words.get(low, f"an integer >= {low}"))
+
+    @staticmethod
+    def number(low=0.0, high=None, low_open=False, high_open=False):
+        """A finite ``int`` or ``float`` (not a ``bool``) in the interval from ``low`` to
+        ``high`` (``None``: unbounded), each end open or closed."""
+        def ok(v):
+            return (_is_number(v) and (v > low if low_open else v >= low)
+                    and (high is None or (v < high if high_open else v <= high)))
+
+        if high is None and low == 0:
+            words = "a positive number" if low_open else "a non-negative number"
+        elif high is None:
+            words = f"a number {'>' if low_open else '>='} {low:g}"
+        else:
+            words = (f"a number in {'(' if low_open else '['}{low:g}, {high:g}"
+                     f"{')' if high_open else ']'}")
+        return Rule(ok, words)
+
+    @staticmethod
+    def one_of(*choices):
+        """One of ``choices`` (of the same type: ``1`` is not ``True``)."""
+        return Rule(lambda v: any(type(v) is type(c) and v == c for c in choices),
+                    f"one of {', '.join(map(repr, choices))}")
+
+
+def _is_variant(value):
+    try:
+        get_variant(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+Rule.BOOLEAN = Rule(lambda v: isinstance(v, bool), "true or false")
+Rule.FRACTION = Rule.number(0, 1, high_open=True)  # a dropout rate
+
+#: The fields every model's config has, and their rules (checked by :class:`ZooConfig`).
+COMMON_RULES = {
+    "variant": Rule(_is_variant, f"a grukit variant name ({', '.join(VARIANTS)})"),
+    "units": Rule.integer(1),
+    "learning_rate": Rule.number(0, low_open=True),
+    "batch_size": Rule.integer(1),
+    "epochs": Rule.integer(1),
+    "patience": Rule.integer(0).explain("epochs without improvement before stopping; "
+                                        "0: never stop early"),
+}
+COMMON_HPARAMS = tuple(COMMON_RULES)
+
+
+class ZooConfig:
+    """Base of every zoo model's hyperparameters: one frozen dataclass per model.
+
+    A model's ``config.py`` declares ``@dataclasses.dataclass(frozen=True) class
+    XConfig(ZooConfig)`` with one typed field per hyperparameter (its default is
+    the model's default), and sets the class attributes below. Construction
+    validates: every field against its :class:`Rule` (the common fields'
+    rules are here, checked once for every model), then the config's
+    :meth:`check` (relations between fields). Nothing is converted, so
+    ``XConfig.from_dict(d).to_dict() == d`` for a complete, valid ``d``.
+
+    Class attributes (set by the subclass, not fields):
+        model: the zoo name, in error messages.
+        RULES: ``{field: Rule}`` for every field that is not a common one
+            (``variant``, ``units``, ``learning_rate``, ``batch_size``, ``epochs``,
+            ``patience``, checked by the base).
+        RECORDED_BEFORE: ``{field: value}``: for a field added after some runs were
+            recorded, the value those runs had where it differs from the field's
+            default (e.g. ``refit: False`` before refits existed).
+            :meth:`from_record` fills a recorded configuration's missing fields
+            with these, then with the defaults, so an old preset is evaluated
+            exactly as it was trained.
+
+    Example:
+        >>> cfg = EttConfig.from_dict({"variant": "mgu2", "units": 128})
+        >>> cfg.units, cfg.to_dict()["variant"]
+        (128, 'mgu2')
+        >>> EttConfig.from_dict({"colour": 3})
+        Traceback (most recent call last):
+        ValueError: ett-forecasting: unknown hyperparameter 'colour'. Known: batch_size, ...
+    """
+
+    model = ""
+    RULES = {}
+    RECORDED_BEFORE = {}
+
+    def __post_init__(self):
+        names = self.field_names()
+        own = [k for k in names if k not in COMMON_RULES]
+        if set(COMMON_RULES) - set(names) or set(own) != set(self.RULES):
+            raise TypeError(f"{type(self).__name__}: a config has the fields "
+                            f"{', '.join(COMMON_HPARAMS)} (checked by ZooConfig) and RULES "
+                            f"names a rule for each of its other fields, exactly; fields "
+                            f"{names}, RULES {sorted(self.RULES)}.")
+        for key in names:
+            rule = COMMON_RULES[key] if key in COMMON_RULES else self.RULES[key]
+            rule.check(self.model, key, getattr(self, key))
+        self.check()
+
+    def check(self):
+        """Checks that involve several fields; raise ``ValueError`` naming the fields, the
+        values and what was expected. Runs after every field passed its rule. Default: none."""
+
+    @classmethod
+    def field_names(cls):
+        """The hyperparameters' names, in declaration order."""
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values):
+        """The validated config of ``values`` (``{field: value}``); missing fields take
+        their defaults.
+
+        Raises:
+            ValueError: an unknown key (naming the known ones) or a bad value (naming the
+                key, the value and what was expected).
+        """
+        if not isinstance(values, dict):
+            raise ValueError(f"{cls.model}: hyperparameters must be a dict of "
+                             f"{{name: value}}; got {type(values).__name__}.")
+        known = cls.field_names()
+        unknown = sorted(k for k in values if k not in known)
+        if unknown:
+            raise ValueError(f"{cls.model}: unknown hyperparameter"
+                             f"{'s' if len(unknown) > 1 else ''} "
+                             f"{', '.join(map(repr, unknown))}. Known: {', '.join(sorted(known))}.")
+        return cls(**values)
+
+    @classmethod
+    def from_record(cls, values):
+        """:meth:`from_dict` for a configuration recorded by an earlier run (a preset's
+        ``metadata.json`` ``hparams``, a search's ``best_hparams.json``): a field it lacks
+        takes its :attr:`RECORDED_BEFORE` value if it has one, else its default."""
+        if not isinstance(values, dict):
+            return cls.from_dict(values)  # the error
+        return cls.from_dict({**cls.RECORDED_BEFORE, **values})
+
+    def to_dict(self):
+        """The plain ``{field: value}`` dict (what ``metadata.json`` and the hooks see)."""
+        return {key: getattr(self, key) for key in self.field_names()}
 
 
 def parse_value(text):
@@ -194,11 +396,14 @@ class ZooModel:
             checkpoint and early stopping select on (a key of the Keras logs,
             ``"val_loss"`` by default).
         direction: ``"min"`` or ``"max"``.
+        config_class: the model's hyperparameters, a frozen :class:`ZooConfig`
+            dataclass (``config.py``); :meth:`hparams` builds it from
+            ``hparams.json``'s profiles and overrides and returns its ``to_dict()``.
 
     Hooks (override):
         :meth:`load_data`, :meth:`data_files`, :meth:`search_space`,
         :meth:`build`, :meth:`dataset`, :meth:`evaluate`,
-        :meth:`preprocessing`, :meth:`assets`, :meth:`validate_hparams`,
+        :meth:`preprocessing`, :meth:`assets`,
         :meth:`serving`, :meth:`serving_sample`, :meth:`predict`,
         :meth:`export_endpoints`, :meth:`export_extras`, :meth:`verify_export`,
         :meth:`add_arguments`, :meth:`options_from_args`, :meth:`run_predict`.
@@ -215,6 +420,7 @@ class ZooModel:
     description = ""
     objective = "val_loss"
     direction = "min"
+    config_class = None
 
     @property
     def directory(self):
@@ -253,22 +459,14 @@ class ZooModel:
         raise NotImplementedError
 
     def validate_hparams(self, hparams):
-        """Raise ``ValueError`` naming the bad value and what was expected. The default
-        checks the common keys; recipes call ``super().validate_hparams(hparams)``."""
-        from grukit.variants import get_variant
+        """``config_class.from_dict(hparams).to_dict()``: the validated hyperparameters,
+        missing keys at their defaults.
 
-        get_variant(hparams["variant"])  # ValueError listing the variants
-        for key in ("units", "batch_size", "epochs"):
-            value = hparams.get(key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{self.name}: hyperparameter {key!r} must be a positive "
-                                 f"integer; got {value!r}.")
-        if not (isinstance(hparams.get("patience"), int) and hparams["patience"] >= 0):
-            raise ValueError(f"{self.name}: 'patience' must be a non-negative integer; "
-                             f"got {hparams.get('patience')!r}.")
-        lr = hparams.get("learning_rate")
-        if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0):
-            raise ValueError(f"{self.name}: 'learning_rate' must be a positive number; got {lr!r}.")
+        Raises:
+            ValueError: an unknown key or a bad value, naming the key, the value and
+                what was expected (the checks live in :attr:`config_class`).
+        """
+        return self.config().from_dict(hparams).to_dict()
 
     def build(self, hparams, data):
         """A built and compiled ``keras.Model`` for ``hparams`` (its classes registered
@@ -338,48 +536,73 @@ class ZooModel:
         return self.description
 
     # ====================================================== hyperparameters
+    def config(self):
+        """The recipe's :attr:`config_class` (a :class:`ZooConfig` subclass)."""
+        cls = self.config_class
+        if not (isinstance(cls, type) and issubclass(cls, ZooConfig)):
+            raise TypeError(f"{type(self).__name__}.config_class must be a ZooConfig "
+                            f"dataclass (the model's config.py); got {cls!r}.")
+        return cls
+
     def profiles(self):
-        """Names of the hyperparameter profiles in ``hparams.json``: ``"quick"`` and those
-        under ``"profiles"`` (e.g. ETT's ``"cpu"``, which trained its committed preset)."""
-        spec = self._hparams_spec()
-        names = ["quick"] if "quick" in spec else []
-        return names + [n for n in spec.get("profiles", {}) if n not in names]
+        """Names of the hyperparameter profiles of ``hparams.json`` other than
+        ``"defaults"`` (e.g. ``"quick"``, ETT's ``"cpu"`` and ``"preset-h336"``), in file order."""
+        return [name for name in self._hparams_spec()["profiles"] if name != "defaults"]
 
     def _hparams_spec(self):
         path = self.directory / "hparams.json"
         if not path.is_file():
             raise FileNotFoundError(f"{self.name}: no hyperparameter file {str(path)!r}.")
         with open(path) as f:
-            return json.load(f)
+            spec = json.load(f)
+        profiles = spec.get("profiles") if isinstance(spec, dict) else None
+        if (not isinstance(profiles, dict) or not isinstance(profiles.get("defaults"), dict)
+                or not all(isinstance(p, dict) for p in profiles.values())
+                or set(spec) - {"description", "profiles"}):
+            raise ValueError(f"{path}: expected {{\"description\": ..., \"profiles\": "
+                             f"{{\"defaults\": {{...}}, NAME: {{key: value}}, ...}}}} (each "
+                             f"profile overrides {self.config().__name__}'s defaults).")
+        return spec
 
-    def default_hparams(self, quick=False, profile=None):
-        """``hparams.json``'s ``"defaults"``, updated with a profile's overrides:
-        ``"quick"`` when ``quick``, else ``profile`` (a key of ``"profiles"``, or ``"quick"``).
+    def profile_overrides(self, quick=False, profile=None):
+        """``hparams.json``'s ``"defaults"`` profile updated with the ``"quick"`` profile
+        (when ``quick``) or with ``profile``: overrides of :attr:`config_class`'s defaults,
+        not validated.
 
         Raises:
             ValueError: an unknown profile (listing the known ones).
         """
-        spec = self._hparams_spec()
-        hparams = dict(spec["defaults"])
+        profiles = self._hparams_spec()["profiles"]
+        overrides = dict(profiles["defaults"])
         name = "quick" if quick else profile
         if name:
-            overrides = spec.get("profiles", {}).get(name)
-            if overrides is None and name == "quick":
-                overrides = spec.get("quick")
-            if overrides is None:
+            if name not in profiles:
                 raise ValueError(f"{self.name}: unknown hyperparameter profile {name!r}. "
                                  f"Expected one of: {', '.join(self.profiles()) or '(none)'}.")
-            hparams.update(overrides)
-        return hparams
+            overrides.update(profiles[name])
+        return overrides
+
+    def default_hparams(self, quick=False, profile=None):
+        """The validated hyperparameters of a profile: :attr:`config_class`'s defaults
+        updated with :meth:`profile_overrides` (``"quick"`` when ``quick``, else
+        ``profile``: a name of :meth:`profiles`, or ``"defaults"``).
+
+        Raises:
+            ValueError: an unknown profile (listing the known ones), or a profile with
+                an unknown key or a bad value.
+        """
+        return self.hparams(quick=quick, profile=profile)
 
     def hparams(self, quick=False, overrides=None, base=None, profile=None):
-        """The validated hyperparameters of a run.
+        """The validated hyperparameters of a run: the ``to_dict()`` of the
+        :attr:`config_class` built from a profile (or ``base``), then ``overrides``.
 
         Args:
-            quick: apply ``hparams.json``'s ``"quick"`` overrides.
+            quick: apply ``hparams.json``'s ``"quick"`` profile.
             overrides: ``{key: value}`` (``--set``, ``--variant``, recipe options);
-                every key must be a known hyperparameter.
-            base: start from this dict (e.g. a search's best) instead of the defaults.
+                every key must be a field of :attr:`config_class`.
+            base: start from this dict (e.g. a search's best) instead of a profile;
+                keys it lacks take :meth:`ZooConfig.from_record`'s values.
             profile: apply a named profile of ``hparams.json`` instead (``--profile``).
 
         Raises:
@@ -389,22 +612,17 @@ class ZooModel:
             >>> ett.hparams(quick=True, overrides={"variant": "mgu2"})["units"]
             32
         """
+        cls = self.config()
         if base is not None:  # keras-tuner's own entries ("tuner/epochs", ...) are not ours
-            hparams = {k: v for k, v in base.items() if not k.startswith("tuner/")}
-        else:
-            hparams = self.default_hparams(quick, profile)
-        known = set(self._hparams_spec()["defaults"])
-        for key, value in (overrides or {}).items():
-            if key not in known:
-                raise ValueError(f"{self.name}: unknown hyperparameter {key!r}. Known: "
-                                 f"{', '.join(sorted(known))}.")
-            hparams[key] = value
-        unknown = sorted(set(hparams) - known)
-        if unknown:
-            raise ValueError(f"{self.name}: unknown hyperparameters {unknown}. Known: "
-                             f"{', '.join(sorted(known))}.")
-        self.validate_hparams(hparams)
-        return hparams
+            values = {k: v for k, v in base.items() if not k.startswith("tuner/")}
+            return cls.from_record({**values, **(overrides or {})}).to_dict()
+        values = self.profile_overrides(quick, profile)
+        try:  # a profile's own bad key or value is named as the profile's
+            cls.from_dict(values)
+        except ValueError as e:
+            raise ValueError(f"{e} (hparams.json, profile "
+                             f"{'quick' if quick else profile or 'defaults'!r})") from None
+        return cls.from_dict({**values, **(overrides or {})}).to_dict()
 
     def extra_callbacks(self, hparams):
         """Callbacks a recipe adds to every fit (e.g. a learning-rate schedule). Default: none."""
@@ -412,22 +630,25 @@ class ZooModel:
 
     # ============================================== the shared machinery
     def train(self, hparams, data, out, **options):
-        """Train and write a preset: :func:`grukit.zoo.training.train` for this recipe."""
+        """Train and write a preset: :func:`grukit.zoo.training.train` for this recipe, on
+        the validated ``hparams`` (:meth:`validate_hparams`)."""
         from grukit.zoo.training import train
 
-        return train(self, hparams, data, out, **options)
+        return train(self, self.validate_hparams(hparams), data, out, **options)
 
     def hypermodel(self, data, hparams, quick=False, seed=0):
-        """The search's ``keras_tuner.HyperModel``: :func:`grukit.zoo.tuning.hypermodel`."""
+        """The search's ``keras_tuner.HyperModel``: :func:`grukit.zoo.tuning.hypermodel`, on
+        the validated ``hparams`` (:meth:`validate_hparams`)."""
         from grukit.zoo.tuning import hypermodel
 
-        return hypermodel(self, data, hparams, quick=quick, seed=seed)
+        return hypermodel(self, data, self.validate_hparams(hparams), quick=quick, seed=seed)
 
     def tune(self, hparams, data, out, **options):
-        """A resumable keras-tuner search: :func:`grukit.zoo.tuning.tune` for this recipe."""
+        """A resumable keras-tuner search: :func:`grukit.zoo.tuning.tune` for this recipe, on
+        the validated ``hparams`` (:meth:`validate_hparams`)."""
         from grukit.zoo.tuning import tune
 
-        return tune(self, hparams, data, out, **options)
+        return tune(self, self.validate_hparams(hparams), data, out, **options)
 
     def export(self, out, preset=None, **options):
         """An atomic, verified SavedModel export: :func:`grukit.zoo.export.export`."""
@@ -494,6 +715,7 @@ class ZooModel:
         for path in self.data_files(data):
             path = Path(path)
             if path.name in recorded and recorded[path.name] != _presets.sha256_file(path):
+<<<<<<< HEAD
                 warnings.warn(f"{path} differs from the data the preset was measured on "
                               f"(sha256 {recorded[path.name][:12]}...)", stacklevel=2)
         log.info(f"evaluate: measuring on the {split} split")
@@ -501,6 +723,13 @@ class ZooModel:
         metrics = self.evaluate(model, data, metadata["hparams"], split)
         log.info(f"evaluate: done in {time.time() - start:.1f} s")
         return metrics, metadata
+=======
+                print(f"warning: {path} differs from the data the preset was measured on "
+                      f"(sha256 {recorded[path.name][:12]}...)", file=sys.stderr)
+        # keys added after the preset was trained take the values it was trained with
+        hparams = self.config().from_record(metadata["hparams"]).to_dict()
+        return self.evaluate(model, data, hparams, split), metadata
+>>>>>>> typed-configs
 
     # ============================================================= export
     def export_endpoints(self, model, preset):

@@ -91,10 +91,11 @@ def common_options(p, command):
         p.add_argument("--profile", metavar="NAME",
                        help="a hyperparameter profile of hparams.json (e.g. ETT's 'preset-h336', "
                             "the committed horizon-336 preset's); --quick is --profile quick")
-        p.add_argument("--epochs", type=int, metavar="N", help="epochs (default: hparams.json)")
+        p.add_argument("--epochs", type=int, metavar="N", help="epochs (default: the profile's)")
         p.add_argument("--variant", metavar="V", help="grukit variant (gru, mgu2, mingru, ...)")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="set_",
-                       help="override a hyperparameter of hparams.json (repeatable)")
+                       help="override a hyperparameter, a field of the model's config "
+                            "(config.py; repeatable)")
         p.add_argument("--seed", type=int, help="random seed (default 0)")
     if command == "train":
         p.add_argument("--out", metavar="DIR", help="run directory (default runs/NAME); the "

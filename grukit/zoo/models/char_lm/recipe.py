@@ -32,6 +32,7 @@ import numpy as np
 from grukit.zoo import ZooModel
 from grukit.zoo.base import text_batch
 
+from .config import CharLMConfig
 from .data import CharData, random_windows, strided_windows
 from .generation import MAX_LENGTH, generate
 from .model import CharLM, _runner, stream_loss
@@ -49,7 +50,8 @@ class CharLanguageModel(ZooModel):
 
     Data: :func:`grukit.datasets.load_tiny_shakespeare` (``train``: first 90%,
     ``validation``: last 10%; ``test`` = validation). Hyperparameters:
-    ``grukit/zoo/models/char_lm/hparams.json``. ``max_train_chars`` (training windows),
+    :class:`CharLMConfig`, profiles in ``grukit/zoo/models/char_lm/hparams.json``.
+    ``max_train_chars`` (training windows),
     ``max_val_chars`` (Keras's ``val_loss`` during training and search) and
     ``max_eval_chars`` (the reported evaluation) cut the splits (0 = all).
 
@@ -64,6 +66,7 @@ class CharLanguageModel(ZooModel):
     description = "Tiny Shakespeare character language model: embedding -> grukit layers -> next char"
     objective = "val_loss"
     direction = "min"
+    config_class = CharLMConfig
 
     # ------------------------------------------------------------- data
     def load_data(self, data_dir=None, path=None, **options):
@@ -93,12 +96,12 @@ class CharLanguageModel(ZooModel):
     def dataset(self, data, hparams, split, training=False):
         L, batch = hparams["seq_len"], hparams["batch_size"]
         if split == "train":
-            ids = data.ids("train", hparams.get("max_train_chars", 0))
+            ids = data.ids("train", hparams["max_train_chars"])
             if training:
                 return random_windows(ids, L, batch, hparams["steps_per_epoch"],
-                                      seed=hparams.get("data_seed", 0))
+                                      seed=hparams["data_seed"])
             return strided_windows(ids, L, batch)
-        return strided_windows(data.ids(split, hparams.get("max_val_chars", 0)), L,
+        return strided_windows(data.ids(split, hparams["max_val_chars"]), L,
                                max(batch, 128))
 
     # ------------------------------------------------------ hyperparameters
@@ -123,31 +126,6 @@ class CharLanguageModel(ZooModel):
             "learning_rate": hp.Float("learning_rate", 1e-3, 5e-3, sampling="log"),
         }
 
-    def validate_hparams(self, hparams):
-        super().validate_hparams(hparams)
-        for key in ("depth", "embedding_dim", "seq_len", "steps_per_epoch", "eval_streams",
-                    "eval_window"):
-            value = hparams.get(key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"char-lm: {key} must be a positive integer; got {value!r}.")
-        for key in ("max_train_chars", "max_val_chars", "max_eval_chars", "data_seed"):
-            value = hparams.get(key, 0)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"char-lm: {key} must be a non-negative integer (0 = all); "
-                                 f"got {value!r}.")
-        for key in ("dropout",):
-            value = hparams.get(key, 0.0)
-            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                    and 0 <= value < 1):
-                raise ValueError(f"char-lm: {key} must be in [0, 1); got {value!r}.")
-        value = hparams.get("min_lr_ratio", 1.0)
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1):
-            raise ValueError(f"char-lm: min_lr_ratio must be in [0, 1] (1: constant rate); "
-                             f"got {value!r}.")
-        clip = hparams.get("clipnorm", 0)
-        if not (isinstance(clip, (int, float)) and not isinstance(clip, bool) and clip >= 0):
-            raise ValueError(f"char-lm: clipnorm must be >= 0 (0: none); got {clip!r}.")
-
     # ------------------------------------------------------------ model
     def build(self, hparams, data):
         model = CharLM(data.vocabulary, embedding_dim=hparams["embedding_dim"],
@@ -155,11 +133,11 @@ class CharLanguageModel(ZooModel):
                        variant=hparams["variant"], dropout=hparams["dropout"], name="char_lm")
         model.build((None, hparams["seq_len"]))
         lr = hparams["learning_rate"]
-        ratio = hparams.get("min_lr_ratio", 1.0)
+        ratio = hparams["min_lr_ratio"]
         if ratio < 1:
             lr = keras.optimizers.schedules.CosineDecay(
                 lr, decay_steps=hparams["epochs"] * hparams["steps_per_epoch"], alpha=ratio)
-        optimizer = keras.optimizers.Adam(lr, clipnorm=hparams.get("clipnorm") or None)
+        optimizer = keras.optimizers.Adam(lr, clipnorm=hparams["clipnorm"] or None)
         model.compile(optimizer=optimizer,
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         return model
@@ -173,7 +151,7 @@ class CharLanguageModel(ZooModel):
         ``unknown_characters`` says how many were (0 on the text the model was trained on).
         """
         text = data.text["validation" if split == "test" else split]
-        limit = hparams.get("max_eval_chars", 0)
+        limit = hparams["max_eval_chars"]
         text = text[:limit] if limit else text
         ids = encode(text, model.vocabulary, "skip")
         loss, n = stream_loss(model, ids, hparams["eval_streams"], hparams["eval_window"])

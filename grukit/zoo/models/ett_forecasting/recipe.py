@@ -21,12 +21,12 @@ import numpy as np
 from grukit.zoo import ZooModel
 from grukit.zoo.cli import require
 
-from .model import NORMS, STANDARD_HORIZONS, SegRNN, check_shape_hparams
+from .config import EttConfig
+from .model import STANDARD_HORIZONS, SegRNN
 from .plots import plot_forecast
 from .preprocessing import read_window_csv
 
 
-LOSSES = ("mse", "mae")
 DEFAULT_HORIZON = 96  # the horizon of preset/ (grukit.zoo.load's default)
 
 
@@ -35,8 +35,8 @@ class EttForecasting(ZooModel):
 
     Data: :func:`grukit.datasets.load_ett` (ETTh1 by default, any ETT-format CSV with
     ``--data``), standard 12/4/4-month split, train-split standardisation.
-    Hyperparameters: ``grukit/zoo/models/ett_forecasting/hparams.json``; ``--horizon`` sets
-    ``horizon``.
+    Hyperparameters: :class:`EttConfig`, profiles in
+    ``grukit/zoo/models/ett_forecasting/hparams.json``; ``--horizon`` sets ``horizon``.
 
     Example:
         >>> ett = grukit.zoo.get("ett-forecasting")
@@ -49,6 +49,7 @@ class EttForecasting(ZooModel):
     description = "ETT multivariate forecasting (ETTh1, 7 series), SegRNN-style on a grukit layer"
     objective = "val_loss"
     direction = "min"
+    config_class = EttConfig
 
     # ------------------------------------------------------------- data
     def load_data(self, data_dir=None, path=None, name=None, **options):
@@ -78,8 +79,8 @@ class EttForecasting(ZooModel):
         from grukit.datasets import Batches, WindowDataset
 
         L, H, batch = hparams["lookback"], hparams["horizon"], hparams["batch_size"]
-        limit = {"train": hparams.get("max_train_windows", 0),
-                 "validation": hparams.get("max_val_windows", 0)}.get(split, 0)
+        limit = {"train": hparams["max_train_windows"],
+                 "validation": hparams["max_val_windows"]}.get(split, 0)
         name = "val" if split == "validation" else split
         if limit and limit < data.num_windows(name, L, H):
             x, y = data.windows(name, L, H)
@@ -110,21 +111,10 @@ class EttForecasting(ZooModel):
             "lookback": hp.Choice("lookback", [336, 720]),
         }
 
-    def validate_hparams(self, hparams):
-        super().validate_hparams(hparams)
-        check_shape_hparams(hparams["lookback"], hparams["horizon"], hparams["segment"],
-                            hparams["units"])
-        if hparams["norm"] not in NORMS:
-            raise ValueError(f"ett-forecasting: norm must be one of {NORMS}; got {hparams['norm']!r}.")
-        if hparams["loss"] not in LOSSES:
-            raise ValueError(f"ett-forecasting: loss must be one of {LOSSES}; got {hparams['loss']!r}.")
-        if not 0 <= hparams["dropout"] < 1:
-            raise ValueError(f"ett-forecasting: dropout must be in [0, 1); got {hparams['dropout']!r}.")
-
     def extra_callbacks(self, hparams):
         """SegRNN's 'type3' schedule: the base rate for ``lr_decay_start`` epochs, then
         times ``lr_decay`` per epoch (``lr_decay`` 1 = constant)."""
-        decay, start = hparams.get("lr_decay", 1.0), hparams.get("lr_decay_start", 0)
+        decay, start = hparams["lr_decay"], hparams["lr_decay_start"]
         if decay == 1.0:
             return []
         base = hparams["learning_rate"]

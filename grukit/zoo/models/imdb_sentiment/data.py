@@ -109,19 +109,19 @@ class ImdbData:
     def vocabulary(self, hparams):
         """The vocabulary of the reviews the model trains on (``"train_full"`` when
         ``hparams["refit"]``)."""
-        split = "train_full" if hparams.get("refit") else "train"
-        key = (hparams["vocab_size"], hparams.get("train_limit", 0), split)
+        split = "train_full" if hparams["refit"] else "train"
+        key = (hparams["vocab_size"], hparams["train_limit"], split)
         if key not in self._vocab:
             self._vocab[key] = build_vocabulary(self.counts(key[1], split), key[0])
         return self._vocab[key]
 
     def encoded(self, split, hparams):
         """``(ids int32 [n, sequence_length], labels)`` of ``split`` for ``hparams``."""
-        limit = hparams.get({"train": "train_limit", "train_full": "train_limit",
-                             "validation": "val_limit", "test": "test_limit"}[split], 0)
+        limit = hparams[{"train": "train_limit", "train_full": "train_limit",
+                         "validation": "val_limit", "test": "test_limit"}[split]]
         vocab = self.vocabulary(hparams)
-        key = (split, limit, hparams["vocab_size"], hparams.get("train_limit", 0),
-               bool(hparams.get("refit")), hparams["sequence_length"], hparams["truncate"])
+        key = (split, limit, hparams["vocab_size"], hparams["train_limit"],
+               hparams["refit"], hparams["sequence_length"], hparams["truncate"])
         if key not in self._encoded:
             texts, labels = self.texts(split, limit)
             tok = ReviewTokenizer(vocab, hparams["sequence_length"], hparams["truncate"])

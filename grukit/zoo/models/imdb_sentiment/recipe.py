@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 import sys
 
 import keras
@@ -27,6 +26,7 @@ from grukit.zoo import ZooModel
 from grukit.zoo.base import text_batch
 from grukit.zoo.cli import require
 
+from .config import ImdbConfig
 from .data import ImdbData, review_batches
 from .gates import plot_gates
 from .model import NGRAM_WEIGHTING, POOLING, SentimentModel, nb_ratios, predict_ids
@@ -67,7 +67,8 @@ class ImdbSentiment(ZooModel):
 
     Data: :func:`grukit.datasets.load_imdb` (``train`` 20,000 / ``validation``
     5,000 carved from the training reviews, ``test`` 25,000, final figure only).
-    Hyperparameters: ``grukit/zoo/models/imdb_sentiment/hparams.json``. ``train_limit``,
+    Hyperparameters: :class:`ImdbConfig`, profiles in
+    ``grukit/zoo/models/imdb_sentiment/hparams.json``. ``train_limit``,
     ``val_limit`` and ``test_limit`` (0 = all) subset the splits (quick runs).
 
     Example:
@@ -81,6 +82,7 @@ class ImdbSentiment(ZooModel):
     description = "IMDB review sentiment: raw text -> tokenizer -> (Bi)GRU-family layers -> P(positive)"
     objective = "val_accuracy"
     direction = "max"
+    config_class = ImdbConfig
 
     # ------------------------------------------------------------- data
     def load_data(self, data_dir=None, path=None, limit=None, **options):
@@ -106,7 +108,7 @@ class ImdbSentiment(ZooModel):
                          "separate tokens; non-ASCII characters are word characters; ids: 0 "
                          "padding, 1 out of vocabulary, vocabulary.txt line i = id i",
                 "splits": {s: len(data.encoded(s, hparams)[1])
-                           for s in ("train_full" if hparams.get("refit") else "train",
+                           for s in ("train_full" if hparams["refit"] else "train",
                                      "validation", "test")}}
 
     def assets(self, data, hparams):
@@ -115,7 +117,7 @@ class ImdbSentiment(ZooModel):
     def dataset(self, data, hparams, split, training=False):
         ids, labels = data.encoded(split, hparams)
         return review_batches(ids, labels, hparams["batch_size"], shuffle=training,
-                        seed=hparams.get("seed", 0), bucket=hparams.get("bucket", 64))
+                              seed=0, bucket=hparams["bucket"])
 
     # ------------------------------------------------------ hyperparameters
     def search_space(self, hp, hparams, quick=False):
@@ -123,7 +125,7 @@ class ImdbSentiment(ZooModel):
         sequence length and learning rate (``"wide"`` adds embedding width and spatial
         dropout): the ranges of :data:`SEARCH_SPACES` ``[hparams["search_space"]]``, or a
         tiny space when ``quick``."""
-        space = SEARCH_SPACES["quick" if quick else hparams.get("search_space", "wide")]
+        space = SEARCH_SPACES["quick" if quick else hparams["search_space"]]
         values = {}
         for name, choices in space.items():
             if name == "bidirectional":
@@ -136,61 +138,6 @@ class ImdbSentiment(ZooModel):
                 values[name] = hp.Choice(name, choices)
         return values
 
-    def validate_hparams(self, hparams):
-        super().validate_hparams(hparams)
-        for key in ("depth", "embedding_dim", "vocab_size", "sequence_length", "ngram_dim"):
-            value = hparams.get(key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"imdb-sentiment: {key} must be a positive integer; "
-                                 f"got {value!r}.")
-        if hparams["vocab_size"] < 3:
-            raise ValueError(f"imdb-sentiment: vocab_size must be at least 3; "
-                             f"got {hparams['vocab_size']}.")
-        for key in ("train_limit", "val_limit", "test_limit", "ngram_buckets"):
-            value = hparams.get(key, 0)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"imdb-sentiment: {key} must be a non-negative integer "
-                                 f"(0 = every review); got {value!r}.")
-        if hparams.get("search_space", "wide") not in ("narrow", "wide"):
-            raise ValueError(f"imdb-sentiment: search_space must be 'narrow' or 'wide'; "
-                             f"got {hparams['search_space']!r}.")
-        for key, default, positive, what in (
-                ("ngram_scale", 1.0, True, "the bigram branch's output is multiplied by it"),
-                ("ngram_l2", 0.0, False, "the L2 penalty on the bigram embeddings"),
-                ("recurrent_weight", 1.0, True, "the recurrent member's logit is multiplied "
-                                                "by it in an 'nb' model")):
-            value = hparams.get(key, default)
-            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                    and math.isfinite(value) and (value > 0 if positive else value >= 0)):
-                raise ValueError(f"imdb-sentiment: {key} must be a "
-                                 f"{'positive' if positive else 'non-negative'} number ({what}); "
-                                 f"got {value!r}.")
-        if hparams.get("ngram_weighting", "mean") not in NGRAM_WEIGHTING:
-            raise ValueError(f"imdb-sentiment: ngram_weighting must be one of {NGRAM_WEIGHTING}; "
-                             f"got {hparams['ngram_weighting']!r}.")
-        if hparams.get("ngram_weighting", "mean") == "nb" and hparams.get("ngram_dim", 1) != 1:
-            raise ValueError(f"imdb-sentiment: ngram_weighting 'nb' is a linear model: "
-                             f"ngram_dim must be 1; got {hparams['ngram_dim']}.")
-        bucket = hparams.get("bucket", 64)
-        if not isinstance(bucket, int) or isinstance(bucket, bool) or bucket < 1:
-            raise ValueError(f"imdb-sentiment: bucket must be a positive integer (batches are "
-                             f"cut to a multiple of it); got {bucket!r}.")
-        if hparams["truncate"] not in TRUNCATE:
-            raise ValueError(f"imdb-sentiment: truncate must be one of {TRUNCATE}; "
-                             f"got {hparams['truncate']!r}.")
-        if hparams["pooling"] not in POOLING:
-            raise ValueError(f"imdb-sentiment: pooling must be one of {POOLING}; "
-                             f"got {hparams['pooling']!r}.")
-        for key in ("bidirectional", "refit", "ngram_unigrams"):
-            if not isinstance(hparams.get(key, False), bool):
-                raise ValueError(f"imdb-sentiment: {key} must be true or false; "
-                                 f"got {hparams[key]!r}.")
-        for key in ("dropout", "spatial_dropout", "recurrent_dropout"):
-            value = hparams.get(key, 0.0)
-            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                    and 0 <= value < 1):
-                raise ValueError(f"imdb-sentiment: {key} must be in [0, 1); got {value!r}.")
-
     # ------------------------------------------------------------ model
     def build(self, hparams, data):
         model = SentimentModel(
@@ -199,21 +146,21 @@ class ImdbSentiment(ZooModel):
             units=hparams["units"], depth=hparams["depth"],
             bidirectional=hparams["bidirectional"], pooling=hparams["pooling"],
             dropout=hparams["dropout"], spatial_dropout=hparams["spatial_dropout"],
-            recurrent_dropout=hparams.get("recurrent_dropout", 0.0),
-            ngram_buckets=hparams.get("ngram_buckets", 0), ngram_dim=hparams.get("ngram_dim", 1),
-            ngram_scale=hparams.get("ngram_scale", 1.0), ngram_l2=hparams.get("ngram_l2", 0.0),
-            ngram_unigrams=hparams.get("ngram_unigrams", False),
-            ngram_weighting=hparams.get("ngram_weighting", "mean"),
-            recurrent_weight=hparams.get("recurrent_weight", 1.0),
+            recurrent_dropout=hparams["recurrent_dropout"],
+            ngram_buckets=hparams["ngram_buckets"], ngram_dim=hparams["ngram_dim"],
+            ngram_scale=hparams["ngram_scale"], ngram_l2=hparams["ngram_l2"],
+            ngram_unigrams=hparams["ngram_unigrams"],
+            ngram_weighting=hparams["ngram_weighting"],
+            recurrent_weight=hparams["recurrent_weight"],
             name="imdb_sentiment")
         model.build((None, hparams["sequence_length"]))
         if model.two_members:
-            ids, labels = data.encoded("train_full" if hparams.get("refit") else "train",
+            ids, labels = data.encoded("train_full" if hparams["refit"] else "train",
                                        hparams)
             model.ngram_ratio.assign(nb_ratios(ids, labels, model.tokenizer.vocabulary_size,
                                                model.ngram_buckets, model.ngram_unigrams))
         optimizer = keras.optimizers.Adam(hparams["learning_rate"],
-                                          clipnorm=hparams.get("clipnorm") or None)
+                                          clipnorm=hparams["clipnorm"] or None)
         model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
         return model
 
@@ -224,7 +171,7 @@ class ImdbSentiment(ZooModel):
         ids, labels = data.encoded(split, hparams)
         members = model.two_members
         p = predict_ids(model, ids, batch_size=max(hparams["batch_size"], 256),
-                        bucket=hparams.get("bucket", 64), members=members)
+                        bucket=hparams["bucket"], members=members)
         if len(p) != len(labels):
             raise RuntimeError("imdb-sentiment: not every review was evaluated.")
         eps = 1e-7

@@ -715,21 +715,15 @@ class ZooModel:
         for path in self.data_files(data):
             path = Path(path)
             if path.name in recorded and recorded[path.name] != _presets.sha256_file(path):
-<<<<<<< HEAD
                 warnings.warn(f"{path} differs from the data the preset was measured on "
                               f"(sha256 {recorded[path.name][:12]}...)", stacklevel=2)
-        log.info(f"evaluate: measuring on the {split} split")
-        start = time.time()
-        metrics = self.evaluate(model, data, metadata["hparams"], split)
-        log.info(f"evaluate: done in {time.time() - start:.1f} s")
-        return metrics, metadata
-=======
-                print(f"warning: {path} differs from the data the preset was measured on "
-                      f"(sha256 {recorded[path.name][:12]}...)", file=sys.stderr)
         # keys added after the preset was trained take the values it was trained with
         hparams = self.config().from_record(metadata["hparams"]).to_dict()
-        return self.evaluate(model, data, hparams, split), metadata
->>>>>>> typed-configs
+        log.info(f"evaluate: measuring on the {split} split")
+        start = time.time()
+        metrics = self.evaluate(model, data, hparams, split)
+        log.info(f"evaluate: done in {time.time() - start:.1f} s")
+        return metrics, metadata
 
     # ============================================================= export
     def export_endpoints(self, model, preset):

@@ -29,8 +29,8 @@ from grukit.zoo.cli import require
 from .config import ImdbConfig
 from .data import ImdbData, review_batches
 from .gates import plot_gates
-from .model import NGRAM_WEIGHTING, POOLING, SentimentModel, nb_ratios, predict_ids
-from .preprocessing import TOKENIZER, TRUNCATE, to_text
+from .model import POOLING, SentimentModel, nb_ratios, predict_ids
+from .preprocessing import TOKENIZER, to_text
 
 
 SEARCH_VARIANTS = ["gru", "gru2", "mgu", "mgu2", "ligru", "mingru"]

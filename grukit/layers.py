@@ -70,11 +70,18 @@ def linear_scan(a, b):
 class RNN(keras.layers.RNN):
     """``keras.layers.RNN`` that hoists a grukit cell's input projection out of the loop.
 
-    Same arguments and call arguments as ``keras.layers.RNN``, plus:
+    Same arguments, in the same positional order, and call arguments as
+    ``keras.layers.RNN`` (``cell, return_sequences, return_state,
+    go_backwards, stateful, unroll, zero_output_for_mask``), plus the
+    keyword-only options below.
 
     Args:
-        cell: a :class:`grukit.GatedRNNCell` (any variant). Other cells, and
-            lists of cells, run exactly as in ``keras.layers.RNN``.
+        cell: a :class:`grukit.GatedRNNCell` (any variant), whose input must
+            have rank 3 ``(batch, time, features)``. Other cells, and lists
+            of cells, run exactly as in ``keras.layers.RNN``, with inputs of
+            any rank that cell takes (e.g. ``ConvLSTMCell`` on 5-D input).
+        return_sequences, return_state, go_backwards, stateful, unroll,
+        zero_output_for_mask: as in ``keras.layers.RNN``.
         parallel: ``"auto"`` (default), ``True`` or ``False``. Run the
             recurrence as a parallel scan ``h_t = a_t * h_{t-1} + b_t``
             (:func:`linear_scan`). Only variants whose blocks never see ``h``
@@ -113,8 +120,12 @@ class RNN(keras.layers.RNN):
         (8, 100, 64)
     """
 
-    def __init__(self, cell, parallel="auto", use_cudnn="auto", projection="auto", **kwargs):
-        super().__init__(cell, **kwargs)
+    def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, unroll=False, zero_output_for_mask=False, *,
+                 parallel="auto", use_cudnn="auto", projection="auto", **kwargs):
+        super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
+                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+                         zero_output_for_mask=zero_output_for_mask, **kwargs)
         if parallel not in ("auto", True, False):
             raise ValueError(f"`parallel` must be 'auto', True or False, got {parallel!r}.")
         if use_cudnn not in ("auto", True, False):
@@ -138,7 +149,9 @@ class RNN(keras.layers.RNN):
         self._parallel = fast and cell.spec.parallel and use and not self.unroll
 
     def build(self, sequences_shape, initial_state_shape=None):
-        if len(sequences_shape) != 3:
+        # Only grukit cells need rank 3; other cells (e.g. ConvLSTMCell on 5-D
+        # input) run on Keras's own loop, which takes any rank.
+        if isinstance(self.cell, GatedRNNCell) and len(sequences_shape) != 3:
             raise ValueError(
                 f"{type(self).__name__} expects inputs of rank 3 (batch, time, "
                 f"features); got shape {tuple(sequences_shape)}."

@@ -133,3 +133,41 @@ def test_parallel_auto_is_sequential_on_cpu():
     # sequential on this CPU test machine, explicit True is parallel.
     assert not grukit.layers.GRU(4, variant="mingru")._parallel
     assert grukit.layers.GRU(4, variant="mingru", parallel=True)._parallel
+
+
+def test_positional_arguments_follow_keras_rnn():
+    # grukit.layers.RNN is a drop-in for keras.layers.RNN: the same positional
+    # order (cell, return_sequences, return_state, go_backwards, stateful,
+    # unroll, zero_output_for_mask); grukit's own options are keyword-only.
+    x = np.random.default_rng(3).standard_normal((2, 6, 3)).astype("float32")
+    layer = grukit.layers.RNN(grukit.MinGRUCell(4), True)
+    assert layer.return_sequences and layer.parallel == "auto"
+    assert tuple(layer(x).shape) == (2, 6, 4)
+    layer = grukit.layers.RNN(grukit.MGUCell(4), False, True, True, False, False, True)
+    ref = keras.layers.RNN(grukit.MGUCell(4), False, True, True, False, False, True)
+    out, ref_out = layer(x), ref(x)
+    layer.set_weights(ref.get_weights())
+    out, ref_out = layer(x), ref(x)
+    assert (layer.return_state, layer.go_backwards, layer.zero_output_for_mask) == (True, True, True)
+    assert len(out) == 2 and tuple(out[0].shape) == (2, 4)
+    for a, b in zip(out, ref_out):
+        np.testing.assert_allclose(to_np(a), to_np(b), atol=1e-5)
+    with pytest.raises(TypeError):
+        grukit.layers.RNN(grukit.MinGRUCell(4), False, False, False, False, False, False, True)
+
+
+def test_foreign_cell_of_other_rank_runs_on_keras_loop():
+    # Keras runs cells with inputs of any rank (ConvLSTMCell on 5-D input); so
+    # does grukit.layers.RNN, on Keras's loop. The rank-3 check is for grukit cells.
+    from keras.src.layers.rnn.conv_lstm import ConvLSTMCell
+
+    x = np.random.default_rng(4).standard_normal((2, 4, 5, 5, 3)).astype("float32")
+    ours = grukit.layers.RNN(ConvLSTMCell(2, 3, 2, padding="same"), return_sequences=True)
+    ref = keras.layers.RNN(ConvLSTMCell(2, 3, 2, padding="same"), return_sequences=True)
+    ours(x), ref(x)
+    ours.set_weights(ref.get_weights())
+    got = to_np(ours(x))
+    assert got.shape == (2, 4, 5, 5, 3)
+    np.testing.assert_allclose(got, to_np(ref(x)), atol=1e-5)
+    with pytest.raises(ValueError, match="rank 3"):
+        grukit.layers.RNN(grukit.GRUCell(3))(np.zeros((2, 4, 5, 3), "float32"))

@@ -20,6 +20,22 @@ The model is ``Input(T, features) -> recurrent layer (last state) -> Dense(1)``
 trained with Adam on MSE; a training step is one ``train_on_batch``, an
 inference step one ``predict_on_batch`` (compiled functions on every backend).
 
+The machine's own limit is measured in the same run, in its own process under
+the same environment (pinning, thread count) as the configurations
+(:func:`machine_limit`):
+
+* ``recurrent`` -- a dependent chain of the recurrent step's matmul and its
+  tanh, ``y <- tanh(h @ U); h <- sum of y's k_h column blocks`` (every column
+  is used, so no compiler can drop any), with ``h`` ``(batch, units)`` and ``U``
+  ``(units, k_h * units)``, for every ``k_h`` in the plan (3 for the GRU);
+* ``sgemm`` -- one large float32 matmul (``--sgemm-size``, default 2048).
+
+Each is timed with every installed library (NumPy, PyTorch, JAX under
+``jit``) and the best rate is the limit. Each training configuration's rate is
+converted to matmul GFLOP/s with :func:`train_flops` and reported as a
+fraction of the recurrent limit of its own ``k_h`` and of the sgemm limit, so
+a fraction means the same on any machine.
+
 Example::
 
     grukit bench --variants gru mgu mingru --backends jax torch --steps 100 --out /tmp/b
@@ -61,6 +77,10 @@ def add_parser(sub):
     p.add_argument("--modes", nargs="+", default=["train", "infer"], choices=["train", "infer"])
     p.add_argument("--out", default="benchmarks/latest")
     p.add_argument("--machine", default=None, help="machine description for the report")
+    p.add_argument("--sgemm-size", type=int, default=2048,
+                   help="side of the square float32 matmul of the sgemm limit (default 2048)")
+    p.add_argument("--no-limit", dest="limit", action="store_false",
+                   help="do not measure the machine's limit (no fractions in the report)")
     p.set_defaults(func=run)
     return p
 
@@ -94,6 +114,35 @@ def plan(args):
                                         batch=args.batch, features=args.features,
                                         units=args.units))
     return configs
+
+
+# ------------------------------------------------------------------- FLOPs
+def matmul_blocks(variant):
+    """``(k_x, k_h)``: column blocks of the input and recurrent kernels (3 and 3 for the GRU)."""
+    from grukit.variants import get_variant
+
+    spec = get_variant(variant)
+    return len(spec.blocks_with("x")), len(spec.blocks_with("h"))
+
+
+def train_flops(variant, batch, T, features, units):
+    """Matmul FLOPs of one training step of the recurrent layer (forward + backward).
+
+    With ``B = batch``, ``m = features``, ``n = units`` and ``k_x``, ``k_h``
+    the variant's input and recurrent column blocks (:func:`matmul_blocks`)::
+
+        forward   x W : 2 B T m (k_x n)     h U  : 2 B T n (k_h n)
+        backward  dW  : 2 B T m (k_x n)     dU   : 2 B T n (k_h n)
+                                            dh   : 2 B T (k_h n) n
+        total = 2 B T n (2 k_x m + 3 k_h n)
+
+    Only what training needs is counted: no gradient for the model's input
+    ``x``, nothing for elementwise gate arithmetic, Li-GRU's normalisation or
+    the ``Dense(1)`` head. For the GRU at batch 64, T 100, 32 features and 128
+    units that is 2.20 GFLOP per step.
+    """
+    kx, kh = matmul_blocks(variant)
+    return 2 * batch * T * units * (2 * kx * features + 3 * kh * units)
 
 
 # ------------------------------------------------------------------ worker
@@ -173,10 +222,111 @@ def _worker_torch(cfg, modes, warmup, repeats, per_repeat):
     return out
 
 
+def _best_rate(fn, flops, min_time):
+    """Best GFLOP/s of ``fn`` (``flops`` each) over blocks of at least ``min_time`` s."""
+    fn()
+    reps, best = 1, 0.0
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        dt = time.perf_counter() - t0
+        best = max(best, reps * flops / dt / 1e9)
+        if dt < min_time:
+            reps = max(reps * 2, int(reps * min_time / max(dt, 1e-6)))
+    return best
+
+
+def _limit_kernels(lib, batch, units, kh, size, chain):
+    """``(chain_fn, sgemm_fn)`` for one library, or None if it is not installed."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    h0 = rng.standard_normal((batch, units)).astype("float32")
+    u = (rng.standard_normal((units, kh * units)) / np.sqrt(units)).astype("float32")
+    a = rng.standard_normal((size, size)).astype("float32")
+    if lib == "numpy":
+        def chain_fn():
+            h = h0
+            for _ in range(chain):
+                y = np.tanh(h @ u)
+                h = y.reshape(batch, kh, units).sum(1)
+            return h
+        return chain_fn, lambda: a @ a
+    if lib == "torch":
+        import torch
+        th, tu, ta = torch.from_numpy(h0), torch.from_numpy(u), torch.from_numpy(a)
+
+        def chain_fn():
+            h = th
+            with torch.no_grad():
+                for _ in range(chain):
+                    y = torch.tanh(h @ tu)
+                    h = y.reshape(batch, kh, units).sum(1)
+            return h
+        return chain_fn, lambda: torch.mm(ta, ta)
+    if lib == "jax":
+        import jax
+        import jax.numpy as jnp
+        jh, ju, ja = jnp.asarray(h0), jnp.asarray(u), jnp.asarray(a)
+
+        def body(_, hh):
+            y = jnp.tanh(hh @ ju)
+            return y.reshape(batch, kh, units).sum(1)
+        run_chain = jax.jit(lambda h: jax.lax.fori_loop(0, chain, body, h))
+        mm = jax.jit(lambda x: x @ x)
+        return (lambda: run_chain(jh).block_until_ready(),
+                lambda: mm(ja).block_until_ready())
+    raise ValueError(lib)
+
+
+def machine_limit(batch, units, khs, size=2048, chain=100, min_time=0.3,
+                  libraries=("numpy", "torch", "jax")):
+    """The machine's matmul limit in GFLOP/s, measured now, in this process.
+
+    Args:
+        batch, units: the recurrent step's shape.
+        khs: recurrent column-block counts to measure (``U`` is ``(units, k_h*units)``).
+        size: side of the square float32 ``sgemm``.
+        chain: dependent steps per timed call of the recurrent chain.
+        min_time: seconds per timed block (the best of 5 blocks counts).
+        libraries: the libraries to try; those not installed are skipped.
+
+    Returns:
+        ``{"recurrent": {str(k_h): GFLOP/s}, "sgemm": GFLOP/s, "by_library":
+        {lib: {...}}}``: the best rate over the libraries, per measure, and
+        every library's own. The recurrent chain counts ``2 batch units
+        (k_h units)`` FLOPs per step, the sgemm ``2 size^3``.
+    """
+    by_lib = {}
+    for lib in libraries:
+        try:
+            kernels = {kh: _limit_kernels(lib, batch, units, kh, size, chain) for kh in khs}
+        except ImportError:
+            continue
+        sgemm = next(iter(kernels.values()))[1]
+        by_lib[lib] = {
+            "recurrent": {str(kh): _best_rate(k[0], chain * 2 * batch * units * kh * units, min_time)
+                          for kh, k in kernels.items()},
+            "sgemm": _best_rate(sgemm, 2 * size ** 3, min_time),
+        }
+    if not by_lib:
+        raise RuntimeError("no library to measure the machine's limit with (numpy, torch, jax)")
+    return {
+        "recurrent": {str(kh): max(v["recurrent"][str(kh)] for v in by_lib.values()) for kh in khs},
+        "sgemm": max(v["sgemm"] for v in by_lib.values()),
+        "by_library": by_lib,
+    }
+
+
 def worker_main(argv):
     """Entry point of one configuration's process: prints one JSON line."""
     spec = json.loads(argv[0])
     cfg, opts = spec["config"], spec["options"]
+    if cfg.get("impl") == "limit":
+        print("GRUKIT_BENCH " + json.dumps(machine_limit(
+            cfg["batch"], cfg["units"], cfg["khs"], size=cfg["size"])))
+        return
     fn = _worker_torch if cfg["impl"] == "torch_gru" else _worker_keras
     result = fn(cfg, opts["modes"], opts["warmup"], opts["repeats"], opts["steps_per_repeat"])
     print("GRUKIT_BENCH " + json.dumps({k: {"median": v[0], "all": v[1]} for k, v in result.items()}))
@@ -266,6 +416,30 @@ def ratios(results):
     return out
 
 
+def fractions(results, limit):
+    """Each training configuration's matmul GFLOP/s and its fractions of ``limit``.
+
+    Returns ``{(variant, impl, backend, T): {"gflops", "of_recurrent",
+    "of_sgemm"}}`` with ``gflops = train_flops(...) * steps/s / 1e9``,
+    ``of_recurrent`` relative to the recurrent chain of the variant's own
+    ``k_h`` (absent for minGRU, which has no recurrent matmul) and
+    ``of_sgemm`` relative to the large sgemm.
+    """
+    out = {}
+    for r in results:
+        res = r.get("result", {})
+        if "train" not in res:
+            continue
+        gflops = train_flops(r["variant"], r["batch"], r["T"], r["features"], r["units"]) \
+            * res["train"]["median"] / 1e9
+        row = {"gflops": gflops, "of_sgemm": gflops / limit["sgemm"]}
+        kh = str(matmul_blocks(r["variant"])[1])
+        if kh in limit["recurrent"]:
+            row["of_recurrent"] = gflops / limit["recurrent"][kh]
+        out[(r["variant"], r["impl"], r["backend"], r["T"])] = row
+    return out
+
+
 def write_report(report, out_dir):
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
@@ -287,6 +461,21 @@ def write_report(report, out_dir):
         lines.append(f"| {r['variant']} | {r['T']} | {r['impl']} | {r['backend']} | {cells[0]} | {cells[1]} |")
     lines += ["", "## Ratios (same run)", "", "| ratio | value |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in sorted(report["ratios"].items())]
+    limit = report.get("limit")
+    if limit:
+        rec = ", ".join(f"k_h={k}: {v:.1f}" for k, v in sorted(limit["recurrent"].items()))
+        lines += ["", "## Training as a fraction of the machine's limit (same run)", "",
+                  f"Limit, GFLOP/s (best of {', '.join(sorted(limit['by_library']))}): recurrent "
+                  f"chain (batch x units @ units x k_h*units, with tanh) {rec}; sgemm "
+                  f"{limit['sgemm']:.1f}. FLOPs per training step: forward and backward matmuls "
+                  "of the layer, 2 B T n (2 k_x m + 3 k_h n) (`grukit.bench.train_flops`).", "",
+                  "| variant | T | implementation | backend | GFLOP/s | of recurrent limit | of sgemm |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in sorted(report.get("fractions", []),
+                        key=lambda r: (r["variant"], r["T"], r["impl"], r["backend"])):
+            rec_f = f"{r['of_recurrent']:.2f}" if "of_recurrent" in r else ""
+            lines.append(f"| {r['variant']} | {r['T']} | {r['impl']} | {r['backend']} | "
+                         f"{r['gflops']:.1f} | {rec_f} | {r['of_sgemm']:.2f} |")
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     try:
@@ -315,9 +504,28 @@ def _plot(report, path):
     plt.close(fig)
 
 
+def _measure_limit(configs, args):
+    khs = sorted({matmul_blocks(c["variant"])[1] for c in configs} - {0}) or [3]
+    cfg = {"impl": "limit", "backend": "torch-native", "batch": args.batch, "units": args.units,
+           "khs": khs, "size": args.sgemm_size}
+    res = _run_one(cfg, args)
+    res.pop("wall_s", None)
+    return res
+
+
 def run(args):
     configs = plan(args)
     print(f"{len(configs)} configurations -> {args.out}", flush=True)
+    limit = None
+    if args.limit:
+        limit = _measure_limit(configs, args)
+        if "error" in limit:
+            print(f"machine limit: {limit['error']}", flush=True)
+            limit = None
+        else:
+            print("machine limit, GFLOP/s: recurrent " + ", ".join(
+                f"k_h={k} {v:.1f}" for k, v in sorted(limit["recurrent"].items()))
+                + f"; sgemm {limit['sgemm']:.1f}", flush=True)
     results = []
     for i, cfg in enumerate(configs, 1):
         res = _run_one(cfg, args)
@@ -333,6 +541,17 @@ def run(args):
         "repeats": args.repeats, "results": results,
     }
     report["ratios"] = ratios(results)
+    if limit is not None:
+        report["limit"] = limit
+        report["fractions"] = [
+            {"variant": k[0], "impl": k[1], "backend": k[2], "T": k[3], **v}
+            for k, v in fractions(results, limit).items()]
+        for f in report["fractions"]:
+            if f["T"] in args.steps:
+                rec = f"{f['of_recurrent']:.2f}" if "of_recurrent" in f else "-"
+                print(f"{f['variant']:7} T={f['T']:<5} {f['impl']:10} {f['backend']:12} "
+                      f"{f['gflops']:6.1f} GFLOP/s = {rec} of the recurrent limit, "
+                      f"{f['of_sgemm']:.2f} of sgemm", flush=True)
     write_report(report, args.out)
     failed = [r for r in results if "error" in r["result"]]
     print(f"wrote {args.out}/results.{{json,md,png}}; {len(failed)} failed configurations")

@@ -66,10 +66,71 @@ def test_bench_command_end_to_end(tmp_path):
     cmd = [sys.executable, "-m", "grukit", "bench", "--variants", "gru", "--backends", "jax",
            "--impls", "grukit", "keras_gru", "--steps", "6", "--mingru-steps", "--batch", "2",
            "--features", "3", "--units", "4", "--repeats", "1", "--steps-per-repeat", "1",
-           "--warmup", "1", "--out", str(out)]
+           "--warmup", "1", "--sgemm-size", "64", "--out", str(out)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((out / "results.json").read_text())
     assert len(report["results"]) == 2 and all("train" in r["result"] for r in report["results"])
     assert "train T=6 jax: grukit gru / keras.layers.GRU" in report["ratios"]
     assert (out / "results.md").exists()
+    # the machine's limit, measured in the same run, and each row as a fraction of it
+    limit = report["limit"]
+    assert set(limit["recurrent"]) == {"3"} and limit["sgemm"] > 0
+    fracs = {f["impl"]: f for f in report["fractions"]}
+    assert set(fracs) == {"grukit", "keras_gru"}
+    for f, r in zip([fracs[r["impl"]] for r in report["results"]], report["results"]):
+        expected = bench.train_flops("gru", 2, 6, 3, 4) * r["result"]["train"]["median"] / 1e9
+        assert f["gflops"] == pytest.approx(expected)
+        assert f["of_recurrent"] == pytest.approx(expected / limit["recurrent"]["3"])
+    assert "fraction of the machine's limit" in (out / "results.md").read_text()
+
+
+def test_train_flops_by_hand():
+    # forward x W and h U, backward dW, dU and dh: five matmuls, counted by hand.
+    B, T, m, n = 64, 100, 32, 128
+
+    def by_hand(kx, kh):
+        xw, hu = 2 * B * T * m * kx * n, 2 * B * T * n * kh * n
+        return xw + hu + xw + hu + hu
+
+    assert bench.train_flops("gru", B, T, m, n) == by_hand(3, 3) == 2_202_009_600
+    assert bench.train_flops("mgu2", B, T, m, n) == by_hand(1, 2)
+    assert bench.train_flops("gru3", B, T, m, n) == by_hand(1, 1)
+    assert bench.train_flops("ligru", B, T, m, n) == by_hand(2, 2)
+    assert bench.train_flops("mingru", B, T, m, n) == by_hand(2, 0)
+    assert bench.matmul_blocks("mgu") == (2, 2)
+
+
+def test_machine_limit_reports_the_best_library():
+    limit = bench.machine_limit(2, 4, [1, 3], size=16, chain=3, min_time=0.001,
+                                libraries=("numpy", "torch"))
+    assert set(limit["recurrent"]) == {"1", "3"}
+    assert set(limit["by_library"]) == {"numpy", "torch"}
+    for kh in ("1", "3"):
+        assert limit["recurrent"][kh] == max(v["recurrent"][kh] for v in limit["by_library"].values())
+        assert limit["recurrent"][kh] > 0
+    assert limit["sgemm"] == max(v["sgemm"] for v in limit["by_library"].values()) > 0
+
+
+def test_fractions_of_the_limit(tmp_path):
+    def row(variant, impl, train):
+        return {"variant": variant, "impl": impl, "backend": "jax", "T": 100, "batch": 64,
+                "features": 32, "units": 128, "result": {"train": {"median": train, "all": [train]}}}
+    results = [row("gru", "grukit", 20.0), row("mingru", "grukit", 100.0),
+               {**row("mgu", "grukit", 1.0), "result": {"error": "boom"}}]
+    limit = {"recurrent": {"3": 88.080384}, "sgemm": 176.160768, "by_library": {"numpy": {}}}
+    f = bench.fractions(results, limit)
+    assert set(f) == {("gru", "grukit", "jax", 100), ("mingru", "grukit", "jax", 100)}
+    gru = f[("gru", "grukit", "jax", 100)]
+    assert gru["gflops"] == pytest.approx(2.2020096 * 20)
+    assert gru["of_recurrent"] == pytest.approx(0.5) and gru["of_sgemm"] == pytest.approx(0.25)
+    assert "of_recurrent" not in f[("mingru", "grukit", "jax", 100)]  # no recurrent matmul
+    report = {"date": "d", "machine": "m", "versions": {}, "command": "c", "repeats": 1,
+              "shape": {"batch": 64, "features": 32, "units": 128}, "results": results,
+              "ratios": {}, "limit": limit,
+              "fractions": [{"variant": k[0], "impl": k[1], "backend": k[2], "T": k[3], **v}
+                            for k, v in f.items()]}
+    bench.write_report(report, str(tmp_path))
+    md = (tmp_path / "results.md").read_text()
+    assert "| gru | 100 | grukit | jax | 44.0 | 0.50 | 0.25 |" in md
+    assert "| mingru | 100 | grukit | jax | " in md and "recurrent chain" in md

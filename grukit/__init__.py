@@ -13,7 +13,7 @@ TensorFlow is not imported here: grukit runs on the JAX and PyTorch backends
 without it.
 """
 
-from grukit.variants import Variant, get_variant, variants
+from grukit.variants import CellOption, Variant, cell_options, get_variant, variants
 from grukit.cells import (
     CELLS,
     GatedRNNCell,
@@ -35,7 +35,7 @@ from grukit import layers
 __version__ = "0.1.0"
 
 __all__ = [
-    "Variant", "get_variant", "variants", "CELLS", "GatedRNNCell",
+    "Variant", "get_variant", "variants", "CellOption", "cell_options", "CELLS", "GatedRNNCell",
     "GRUCell", "GRU1Cell", "GRU2Cell", "GRU3Cell",
     "MGUCell", "MGU1Cell", "MGU2Cell", "MGU3Cell", "LiGRUCell", "MinGRUCell",
     "get_cell", "gate_activations", "layers", "__version__",

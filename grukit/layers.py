@@ -108,6 +108,15 @@ class RNN(keras.layers.RNN):
     Li-GRU in inference; in training this layer normalises with the
     statistics of the batch, over batch and time, as the paper does).
 
+    Cell options (see :class:`grukit.GatedRNNCell`): with ``norm`` the input
+    projection's normalisation runs once over the projected sequence and the
+    recurrent one inside the step; in training the zoneout masks
+    (``[batch, time, units]``) and the weight-drop mask are drawn here, before
+    the loop, with the cell's seed generator (keras.layers.RNN cannot, and
+    refuses to train such a cell); minGRU's parallel scan takes zoneout as
+    ``a_t = d_t + (1 - d_t) z_t``, ``b_t = (1 - d_t)(1 - z_t) h~_t``. The fused
+    GRU kernels compute the plain GRU and are used only without options.
+
     Example:
         >>> layer = grukit.layers.RNN(grukit.MGU2Cell(64), return_sequences=True)
         >>> layer(np.zeros((8, 100, 16))).shape

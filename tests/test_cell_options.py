@@ -24,7 +24,7 @@ import grukit
 import reference as R
 from conftest import BACKEND, to_np
 from test_cells_reference import (  # noqa: F401  (_jax_fast_compile: autouse fixture)
-    CONFIGS, CONFIG_IDS, Checker, _gradient_check, _jax_fast_compile, built,
+    Checker, _gradient_check, _jax_fast_compile, built,
     make_cell, rand_data, random_weights, run,
 )
 
@@ -67,7 +67,13 @@ def _fix_masks(zone=None, kernel=None):
 # 1. norm: forward vs the reference, both layers, both projections
 
 
-@pytest.mark.parametrize("variant,reset_after", CONFIGS, ids=CONFIG_IDS)
+# each variant with its default reset_after, and the GRU in both forms: every code
+# path of the normalised step (fused or separate candidate matmul) at one compilation each
+NORM_CONFIGS = [(v, grukit.get_variant(v).reset_after_default) for v in VARIANTS] + [("gru", False)]
+
+
+@pytest.mark.parametrize("variant,reset_after", NORM_CONFIGS,
+                         ids=[f"{v}-ra{int(ra)}" for v, ra in NORM_CONFIGS])
 def test_norm_forward_matches_reference(variant, reset_after):
     rng = np.random.default_rng(20)
     x, h0 = rand_data(rng)

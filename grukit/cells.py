@@ -365,7 +365,8 @@ class GatedRNNCell(keras.layers.GRUCell):
         n = self.units
         k = a.shape[-1] // n
         dtype = a.dtype
-        af = ops.cast(a, "float32") if dtype == "float16" else a
+        low = keras.backend.standardize_dtype(dtype) in ("float16", "bfloat16")
+        af = ops.cast(a, "float32") if low else a  # statistics in float32 at least
         blocks = ops.reshape(af, (-1, k, n)) if k > 1 else af
         if self.norm == "layer":
             centred = blocks - ops.mean(blocks, axis=-1, keepdims=True)
@@ -375,7 +376,7 @@ class GatedRNNCell(keras.layers.GRUCell):
             centred = blocks
             scale = ops.rsqrt(ops.mean(ops.square(blocks), axis=-1, keepdims=True)
                               + self.norm_epsilon)
-        out = ops.cast(centred * scale, dtype)
+        out = ops.cast(centred * scale, dtype) if low else centred * scale
         if k > 1:
             out = ops.reshape(out, ops.shape(a))
         out = out * gamma

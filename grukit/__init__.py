@@ -15,12 +15,12 @@ layer. grukit runs on the JAX and PyTorch backends without TensorFlow.
 
 import sys
 
-from grukit.variants import Variant, get_variant, variants
+from grukit.variants import CellOption, Variant, cell_options, get_variant, variants
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Variant", "get_variant", "variants", "CELLS", "GatedRNNCell",
+    "Variant", "get_variant", "variants", "CellOption", "cell_options", "CELLS", "GatedRNNCell",
     "GRUCell", "GRU1Cell", "GRU2Cell", "GRU3Cell",
     "MGUCell", "MGU1Cell", "MGU2Cell", "MGU3Cell", "LiGRUCell", "MinGRUCell",
     "get_cell", "gate_activations", "layers", "__version__",

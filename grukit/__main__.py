@@ -83,14 +83,29 @@ def variants_markdown() -> str:
     return "\n".join(rows) + "\n"
 
 
+def options_markdown() -> str:
+    """The README's table of the cell options (kept in sync by a test)."""
+    import grukit
+
+    rows = ["| option (every variant) | what | paper | equations |", "|---|---|---|---|"]
+    for o in grukit.cell_options():
+        eq = o.equations.replace("*", "\\*").replace("|", "\\|").replace("; ", "<br>")
+        rows.append(f"| `{o.argument}` | {o.title} | {o.paper} | {eq} |")
+    return "\n".join(rows) + "\n"
+
+
 def _variants(args):
     import grukit
 
     if args.markdown:
-        print(variants_markdown(), end="")
+        print(options_markdown() if args.options else variants_markdown(), end="")
         return 0
-    for v in grukit.variants():
-        print(f"{v.name:7} {v.title:7} {v.param_formula}\n        {v.equations}\n        {v.paper}\n")
+    if not args.options:
+        for v in grukit.variants():
+            print(f"{v.name:7} {v.title:7} {v.param_formula}\n        {v.equations}\n        {v.paper}\n")
+        print("Options of every variant (off by default):\n")
+    for o in grukit.cell_options():
+        print(f"{o.argument}  {o.title}\n        {o.equations}\n        {o.paper}\n")
     return 0
 
 
@@ -185,8 +200,11 @@ def main(argv=None):
                       help="only the cells, not the zoo's trained models")
     demo.set_defaults(func=_demo)
 
-    var = sub.add_parser("variants", help="list the variants, equations and parameter formulas")
+    var = sub.add_parser("variants", help="list the variants (equations, parameter formulas) "
+                         "and the options every variant takes")
     var.add_argument("--markdown", action="store_true", help="print the README table")
+    var.add_argument("--options", action="store_true",
+                     help="only the cell options (norm, zoneout, recurrent_weight_dropout)")
     var.set_defaults(func=_variants)
 
     from grukit import bench

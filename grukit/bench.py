@@ -15,6 +15,10 @@ Implementations:
 * ``keras_gru``  -- ``keras.layers.GRU`` (variant ``gru`` only).
 * ``torch_gru``  -- ``torch.nn.GRU`` in plain PyTorch (variant ``gru`` only;
   reported under backend ``torch-native``), the outside reference.
+* ``grukit_layer``, ``grukit_rms``, ``grukit_zoneout``, ``grukit_weight_drop``
+  -- ``grukit`` with one cell option (``norm="layer"``, ``norm="rms"``,
+  ``zoneout=0.1``, ``recurrent_weight_dropout=0.25``; not in the default
+  ``--impls``): the speed cost of each option, as the ratio to ``grukit``.
 
 The model is ``Input(T, features) -> recurrent layer (last state) -> Dense(1)``
 trained with Adam on MSE; a training step is one ``train_on_batch``, an
@@ -54,6 +58,10 @@ import time
 
 ALL_BACKENDS = ("tensorflow", "jax", "torch")
 ALL_IMPLS = ("keras_rnn", "grukit", "grukit_par", "keras_gru", "torch_gru")
+# grukit.layers.RNN with one cell option each (grukit.cell_options()).
+OPTION_IMPLS = {"grukit_layer": {"norm": "layer"}, "grukit_rms": {"norm": "rms"},
+                "grukit_zoneout": {"zoneout": 0.1},
+                "grukit_weight_drop": {"recurrent_weight_dropout": 0.25}}
 
 
 def add_parser(sub):
@@ -61,7 +69,8 @@ def add_parser(sub):
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--variants", nargs="+", default=None, help="default: all")
     p.add_argument("--backends", nargs="+", default=list(ALL_BACKENDS), choices=ALL_BACKENDS)
-    p.add_argument("--impls", nargs="+", default=list(ALL_IMPLS), choices=ALL_IMPLS)
+    p.add_argument("--impls", nargs="+", default=list(ALL_IMPLS),
+                   choices=ALL_IMPLS + tuple(OPTION_IMPLS))
     p.add_argument("--steps", nargs="+", type=int, default=[100, 1000],
                    help="sequence lengths T (default 100 1000)")
     p.add_argument("--mingru-steps", nargs="*", type=int, default=[1024, 4096],
@@ -104,6 +113,8 @@ def plan(args):
                     continue
                 if impl == "grukit_par" and variant != "mingru":
                     continue
+                if impl == "grukit_weight_drop" and not get_variant(variant).blocks_with("h"):
+                    continue  # no recurrent kernel (minGRU)
                 if long_run and impl not in ("grukit", "grukit_par"):
                     continue
                 backends = ["torch-native"] if impl == "torch_gru" else args.backends
@@ -178,7 +189,7 @@ def _worker_keras(cfg, modes, warmup, repeats, per_repeat):
     elif impl == "keras_rnn":
         layer = keras.layers.RNN(grukit.get_cell(cfg["variant"], units))
     else:
-        layer = grukit.layers.RNN(grukit.get_cell(cfg["variant"], units),
+        layer = grukit.layers.RNN(grukit.get_cell(cfg["variant"], units, **OPTION_IMPLS.get(impl, {})),
                                   parallel=True if impl == "grukit_par" else "auto")
     inp = keras.Input((cfg["T"], cfg["features"]), batch_size=cfg["batch"])
     model = keras.Model(inp, keras.layers.Dense(1)(layer(inp)))
@@ -407,6 +418,11 @@ def ratios(results):
                         out[f"{mode} T={T} {b}: grukit {v} / keras.layers.RNN(cell)"] = gv / kv
                     if v != "gru" and gv and g:
                         out[f"{mode} T={T} {b}: grukit {v} / grukit gru"] = gv / g
+                    for impl, opts in OPTION_IMPLS.items():
+                        o = rate(v, impl, b, T, mode)
+                        if o and gv:
+                            what = ", ".join(f"{k}={val!r}" for k, val in opts.items())
+                            out[f"{mode} T={T} {b}: grukit {v} {what} / grukit {v}"] = o / gv
                 p = rate("mingru", "grukit_par", b, T, mode)
                 if p and g:
                     out[f"{mode} T={T} {b}: minGRU parallel scan / grukit gru"] = p / g

@@ -31,6 +31,9 @@ __all__ = [
 ]
 
 
+NORMS = (None, "layer", "rms")
+
+
 def _check_rate(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"`{name}` must be a float in [0, 1), got {value!r}.")
@@ -90,6 +93,46 @@ class GatedRNNCell(keras.layers.GRUCell):
     recurrent mask applies to ``h_{t-1}`` where it enters ``U``, not to the
     ``z * h_{t-1}`` carry.
 
+    Options, off by default and open to every variant (``grukit.cell_options()``
+    lists them with their equations and papers):
+
+    * ``norm="layer"`` -- layer normalisation (Ba et al. 2016, arXiv
+      1607.06450) of the input projection ``x W`` and of the recurrent
+      projection ``h U`` (or ``(r * h) U_h``), each column block (gate or
+      candidate) on its own, before the variant's biases and the
+      nonlinearities: ``LN(a) = gamma * (a - mean(a)) / sqrt(var(a) + eps) +
+      beta`` over the ``units`` entries of the block, a learned gain
+      ``gamma`` (ones) and bias ``beta`` (zeros) per side. E.g. the GRU with
+      ``reset_after=True`` becomes
+      ``z = sigmoid(LN_x(x W_z) + b_z + LN_h(h U_z) + b'_z)`` and
+      ``h~ = tanh(LN_x(x W_h) + b_h + r * (LN_h(h U_h) + b'_h))``.
+      ``norm="rms"`` -- RMSNorm (Zhang & Sennrich 2019, arXiv 1910.07467) in
+      the same places: ``RMS(a) = gamma * a / sqrt(mean(a^2) + eps)``, gain
+      only. ``eps`` is ``norm_epsilon``. Li-GRU keeps its batch normalisation
+      of ``x W``; there ``norm`` normalises the recurrent projection only.
+      New weights, after the variant's: ``input_norm_gamma`` (and
+      ``input_norm_beta`` for ``"layer"``), ``(k_x * units,)``, and
+      ``recurrent_norm_gamma`` (``recurrent_norm_beta``), ``(k_h * units,)``.
+    * ``zoneout=p`` -- zoneout on the state (Krueger et al. 2017, arXiv
+      1606.01305): with ``h'_t`` the variant's new state,
+      ``h_t = d_t * h_{t-1} + (1 - d_t) * h'_t``, where in training every
+      entry of ``d_t`` is an independent Bernoulli(p) draw, for every unit,
+      sequence and time step; in inference ``d_t = p`` (the expectation).
+    * ``recurrent_weight_dropout=p`` -- DropConnect on the recurrent kernel
+      (Merity et al. 2018, arXiv 1708.02182): in training
+      ``U -> U * M / (1 - p)`` with ``M`` one Bernoulli(1 - p) mask over the
+      entries of ``recurrent_kernel``, drawn once per call and shared by
+      every sequence of the batch and every time step; ``U`` unchanged in
+      inference.
+
+    The random masks of both regularisers are drawn before the recurrent loop
+    with the cell's ``keras.random.SeedGenerator`` (``seed``), so the loop
+    stays pure (JAX scan) and a seeded run is reproducible: only
+    :class:`grukit.layers.RNN` can do this, and a plain
+    ``keras.layers.RNN(cell)`` raises a ``ValueError`` when called in
+    training with ``zoneout`` or ``recurrent_weight_dropout`` (in inference it
+    computes the same as ``grukit.layers.RNN``). ``norm`` works in both.
+
     Args:
         units: positive int, dimensionality of the state.
         variant: variant name (see ``grukit.variants()``) or a ``Variant``.
@@ -108,13 +151,23 @@ class GatedRNNCell(keras.layers.GRUCell):
             and cuDNN default for the GRU). Default: the variant's
             (``True`` for ``gru``, ``False`` -- the papers' form -- otherwise).
             Only meaningful for variants with a reset gate.
-        norm_momentum, norm_epsilon: Li-GRU's batch normalisation.
-        seed: seed for the dropout masks.
+        norm_momentum: momentum of Li-GRU's moving batch statistics.
+        norm_epsilon: epsilon of every normalisation (Li-GRU's batch
+            normalisation, ``norm``).
+        seed: seed for the random masks (dropout, zoneout, weight drop).
+        norm: ``None`` (default), ``"layer"`` or ``"rms"`` (see above).
+        zoneout: float in [0, 1), probability that a unit keeps its previous
+            value at a step in training (see above).
+        recurrent_weight_dropout: float in [0, 1), fraction of the recurrent
+            kernel's entries dropped in training (variants whose blocks never
+            see ``h`` must leave it at 0).
 
     Call arguments:
         inputs: ``[batch, features]``, one time step.
         states: ``[h_{t-1}]`` (or the tensor itself), ``[batch, units]``.
-        training: whether dropout applies.
+        training: whether dropout applies (``zoneout`` and
+            ``recurrent_weight_dropout`` need :class:`grukit.layers.RNN` in
+            training).
 
     Example:
         >>> cell = grukit.GatedRNNCell(32, variant="mgu2")
@@ -146,6 +199,9 @@ class GatedRNNCell(keras.layers.GRUCell):
         norm_momentum=0.99,
         norm_epsilon=1e-3,
         seed=None,
+        norm=None,
+        zoneout=0.0,
+        recurrent_weight_dropout=0.0,
         **kwargs,
     ):
         fixed = type(self).variant
@@ -167,6 +223,17 @@ class GatedRNNCell(keras.layers.GRUCell):
             raise ValueError(
                 f"`recurrent_dropout` must be 0 for variant {spec.name!r}: "
                 f"none of its blocks sees h_(t-1); got {recurrent_dropout}."
+            )
+        if norm not in NORMS:
+            raise ValueError(
+                f"`norm` must be one of {', '.join(map(repr, NORMS))}; got {norm!r}.")
+        zoneout = _check_rate("zoneout", zoneout)
+        recurrent_weight_dropout = _check_rate("recurrent_weight_dropout",
+                                               recurrent_weight_dropout)
+        if recurrent_weight_dropout and not spec.blocks_with("h"):
+            raise ValueError(
+                f"`recurrent_weight_dropout` must be 0 for variant {spec.name!r}: it has no "
+                f"recurrent kernel; got {recurrent_weight_dropout}."
             )
         if reset_after is None:
             reset_after = spec.reset_after_default
@@ -212,6 +279,9 @@ class GatedRNNCell(keras.layers.GRUCell):
         self.spec = spec
         self.norm_momentum = float(norm_momentum)
         self.norm_epsilon = float(norm_epsilon)
+        self.norm = norm
+        self.zoneout = zoneout
+        self.recurrent_weight_dropout = recurrent_weight_dropout
         self._x_blocks = spec.blocks_with("x")
         self._h_blocks = spec.blocks_with("h")
         self._b_blocks = spec.blocks_with("b") if use_bias else ()
@@ -265,7 +335,80 @@ class GatedRNNCell(keras.layers.GRUCell):
                 shape=(k,), name="moving_mean", initializer="zeros", trainable=False)
             self.moving_variance = self.add_weight(
                 shape=(k,), name="moving_variance", initializer="ones", trainable=False)
+        # norm: a gain (and for layer norm a bias) per projection it normalises.
+        self.input_norm_gamma = self.input_norm_beta = None
+        self.recurrent_norm_gamma = self.recurrent_norm_beta = None
+        sides = [("input", self._x_blocks)] if self.normalizes_input else []
+        if self.norm and self._h_blocks:
+            sides.append(("recurrent", self._h_blocks))
+        for side, blocks in sides:
+            k = len(blocks) * n
+            setattr(self, f"{side}_norm_gamma", self.add_weight(
+                shape=(k,), name=f"{side}_norm_gamma", initializer="ones"))
+            if self.norm == "layer":
+                setattr(self, f"{side}_norm_beta", self.add_weight(
+                    shape=(k,), name=f"{side}_norm_beta", initializer="zeros"))
         self.built = True
+
+    @property
+    def normalizes_input(self):
+        """Whether ``norm`` applies to the input projection (not for Li-GRU, whose BN does)."""
+        return self.norm is not None and not self.spec.input_norm
+
+    def _plain_step(self, training):
+        """Whether a step computes the variant alone (no option changes it), e.g. for fused kernels."""
+        return self.norm is None and not self.zoneout and not (
+            training and self.recurrent_weight_dropout)
+
+    def _normalize(self, a, gamma, beta):
+        """``norm`` of every ``units``-wide column block of ``a``, times ``gamma`` plus ``beta``."""
+        n = self.units
+        k = a.shape[-1] // n
+        dtype = a.dtype
+        low = keras.backend.standardize_dtype(dtype) in ("float16", "bfloat16")
+        af = ops.cast(a, "float32") if low else a  # statistics in float32 at least
+        blocks = ops.reshape(af, (-1, k, n)) if k > 1 else af
+        if self.norm == "layer":
+            centred = blocks - ops.mean(blocks, axis=-1, keepdims=True)
+            scale = ops.rsqrt(ops.mean(ops.square(centred), axis=-1, keepdims=True)
+                              + self.norm_epsilon)
+        else:  # rms
+            centred = blocks
+            scale = ops.rsqrt(ops.mean(ops.square(blocks), axis=-1, keepdims=True)
+                              + self.norm_epsilon)
+        out = ops.cast(centred * scale, dtype) if low else centred * scale
+        if k > 1:
+            out = ops.reshape(out, ops.shape(a))
+        out = out * gamma
+        return out if beta is None else out + beta
+
+    def zoneout_mask(self, sequences):
+        """Zoneout's keep mask ``d`` for a batch of sequences (training).
+
+        Args:
+            sequences: ``[batch, time, features]``, the layer's input.
+
+        Returns:
+            ``[batch, time, units]`` of 0/1 in the compute dtype, each entry 1
+            (keep the previous value) with probability ``zoneout``, drawn with
+            the cell's seed generator; ``d[:, t]`` applies at the step that
+            reads input ``t``.
+        """
+        shape = tuple(ops.shape(sequences)[:2]) + (self.units,)
+        u = keras.random.uniform(shape, seed=self.seed_generator)
+        return ops.cast(u < self.zoneout, self.compute_dtype)
+
+    def recurrent_kernel_mask(self):
+        """DropConnect's mask ``M / (1 - p)`` for the recurrent kernel (training).
+
+        Returns:
+            A tensor of ``recurrent_kernel``'s shape: 0 with probability
+            ``recurrent_weight_dropout``, else ``1 / (1 - p)``, drawn with the
+            cell's seed generator.
+        """
+        ones = ops.ones(tuple(self.recurrent_kernel.shape), dtype=self.compute_dtype)
+        return keras.random.dropout(ones, self.recurrent_weight_dropout,
+                                    seed=self.seed_generator)
 
     # ----------------------------------------------------- the two halves
     def _bias_rows(self):
@@ -277,7 +420,7 @@ class GatedRNNCell(keras.layers.GRUCell):
         return self.bias, None
 
     def project_inputs(self, inputs, training=False, mask=None):
-        """Input half of the step: ``x W`` plus input-side biases.
+        """Input half of the step: ``x W`` (normalised with ``norm``) plus input-side biases.
 
         Args:
             inputs: ``[..., features]`` (one step or a whole sequence).
@@ -294,6 +437,8 @@ class GatedRNNCell(keras.layers.GRUCell):
         p = ops.matmul(inputs, self.kernel)
         if self.spec.input_norm:
             return self._batch_norm(p, training, mask)
+        if self.normalizes_input:
+            p = self._normalize(p, self.input_norm_gamma, self.input_norm_beta)
         b_in, _ = self._bias_rows()
         if b_in is None:
             return p
@@ -325,14 +470,22 @@ class GatedRNNCell(keras.layers.GRUCell):
         inv = ops.rsqrt(var + self.norm_epsilon) * self.gamma
         return (p - mean) * inv + self.beta
 
-    def recurrent_fn(self):
+    def recurrent_fn(self, kernel_mask=None):
         """The state half of the step, with weights sliced once.
 
-        Returns ``step(projected, h_prev, recurrent_mask=None) -> (h, gates)``:
-        ``projected`` is this step's ``project_inputs`` (``[batch, k_x*units]``),
-        ``gates`` a dict of ``[batch, units]`` tensors -- ``z`` always, ``r``
-        for variants with a reset gate, ``f`` for the MGU family. Call it once
-        outside a loop and use the returned function inside.
+        Args:
+            kernel_mask: optional tensor of ``recurrent_kernel``'s shape
+                multiplied into it (``recurrent_kernel_mask()``: training
+                with ``recurrent_weight_dropout``).
+
+        Returns ``step(projected, h_prev, recurrent_mask=None, zoneout_mask=None)
+        -> (h, gates)``: ``projected`` is this step's ``project_inputs``
+        (``[batch, k_x*units]``), ``zoneout_mask`` this step's ``[batch,
+        units]`` slice of ``zoneout_mask()`` (training; with ``zoneout`` and no
+        mask the step uses the expectation, ``d = zoneout``), ``gates`` a dict
+        of ``[batch, units]`` tensors -- ``z`` always, ``r`` for variants with
+        a reset gate, ``f`` for the MGU family. Call it once outside a loop
+        and use the returned function inside.
 
         Every block is split out with one ``ops.split`` and gets its own
         activation: on XLA (TF, JAX) this fuses much better than one sigmoid
@@ -345,6 +498,9 @@ class GatedRNNCell(keras.layers.GRUCell):
         gb = "b" in spec.gate_terms and b_in is not None
         cand_b = "b" in spec.terms["h"] and b_in is not None
         cand_h = "h" in spec.terms["h"]
+        rk = self.recurrent_kernel
+        if kernel_mask is not None:
+            rk = ops.convert_to_tensor(rk) * kernel_mask
         # Gate biases that no projection carries are a constant term.
         gate_const = None
         if gb and not gx:
@@ -357,21 +513,21 @@ class GatedRNNCell(keras.layers.GRUCell):
         fuse_cand = cand_h and (self.reset_after or not spec.has_reset)
         fused, fused_bias = [], []
         if gh:
-            fused.append(self.recurrent_kernel[:, : k * n])
+            fused.append(rk[:, : k * n])
             if b_rec is not None:
                 fused_bias.append(b_rec[: k * n] if gb else ops.zeros((k * n,), b_rec.dtype))
         if fuse_cand:
-            fused.append(self.recurrent_kernel[:, -n:])
+            fused.append(rk[:, -n:])
             if b_rec is not None:
                 fused_bias.append(b_rec[-n:] if cand_b else ops.zeros((n,), b_rec.dtype))
-        u_fused = self.recurrent_kernel if len(fused) == 2 else (fused[0] if fused else None)
+        u_fused = rk if len(fused) == 2 else (fused[0] if fused else None)
         if len(fused_bias) == 2 and gb and cand_b:
             bias_fused = b_rec  # every block's recurrent bias, in column order
         else:
             bias_fused = ops.concatenate(fused_bias, 0) if len(fused_bias) == 2 else (
                 fused_bias[0] if fused_bias else None)
         n_fused = (k if gh else 0) + (1 if fuse_cand else 0)
-        u_cand = self.recurrent_kernel[:, -n:] if cand_h and not fuse_cand else None
+        u_cand = rk[:, -n:] if cand_h and not fuse_cand else None
         n_x = (k if gx else 0) + 1
         names = spec.gates
         o = _StepOps(self.activation, self.recurrent_activation)
@@ -379,15 +535,27 @@ class GatedRNNCell(keras.layers.GRUCell):
             u_fused = ops.convert_to_tensor(u_fused)
         if u_cand is not None:
             u_cand = ops.convert_to_tensor(u_cand)
+        # norm of the recurrent projections: the gain (and bias) columns of
+        # the fused matmul (all h-blocks, or the gates' when the candidate's
+        # matmul is separate) and of the candidate's own matmul.
+        hnorm = self.recurrent_norm_gamma is not None
+        norm_fused = norm_cand = None
+        if hnorm:
+            params = [ops.convert_to_tensor(v) if v is not None else None
+                      for v in (self.recurrent_norm_gamma, self.recurrent_norm_beta)]
+            split_gates = gh and not fuse_cand
+            norm_fused = [None if v is None else (v[: k * n] if split_gates else v) for v in params]
+            norm_cand = [None if v is None else v[-n:] for v in params]
+        zone = self.zoneout
 
         # Gates that see only a bias (GRU3, MGU3) are constants of the step.
         const_gates = [o.rec_act(c) for c in gate_const] if gate_const and not (gx or gh) else None
 
         # Gates that see x and h, with a separate candidate matmul: x W + h U
-        # in one addmm over the gate columns.
-        fold_x = gx and gh and not fuse_cand
+        # in one addmm over the gate columns (not with norm: h U is normalised alone).
+        fold_x = gx and gh and not fuse_cand and not hnorm
 
-        def step(projected, h_prev, recurrent_mask=None):
+        def step(projected, h_prev, recurrent_mask=None, zoneout_mask=None):
             h_in = h_prev if recurrent_mask is None else h_prev * recurrent_mask
             px = [projected[:, -n:]] if fold_x else o.blocks(projected, n_x)
             hu = None
@@ -396,7 +564,11 @@ class GatedRNNCell(keras.layers.GRUCell):
                 pre = o.blocks(o.addmm(base, h_in, u_fused), k)
             else:
                 if u_fused is not None:
-                    hu = o.matmul(h_in, u_fused) if bias_fused is None else o.addmm(bias_fused, h_in, u_fused)
+                    if hnorm:
+                        hu = self._normalize(o.matmul(h_in, u_fused), *norm_fused)
+                        hu = hu if bias_fused is None else hu + bias_fused
+                    else:
+                        hu = o.matmul(h_in, u_fused) if bias_fused is None else o.addmm(bias_fused, h_in, u_fused)
                     hu = o.blocks(hu, n_fused)
                 pre = []
                 for i in range(k):
@@ -417,19 +589,25 @@ class GatedRNNCell(keras.layers.GRUCell):
             cand = px[-1]
             if fuse_cand:
                 cand = cand + (hu[-1] if r is None else r * hu[-1])
+            elif cand_h and hnorm:
+                cand = cand + self._normalize(o.matmul(r * h_in, u_cand), *norm_cand)
             elif cand_h:
                 cand = o.addmm(cand, r * h_in, u_cand)
             cand = o.act(cand)
             if "f" in g:  # MGU: z = 1 - f, h = (1 - f) * h_prev + f * h~
                 f = g["f"]
-                return o.lerp(h_prev, cand, f), {"z": 1.0 - f, "r": f, "f": f}
-            return o.lerp(cand, h_prev, g["z"]), g
+                h, g = o.lerp(h_prev, cand, f), {"z": 1.0 - f, "r": f, "f": f}
+            else:
+                h = o.lerp(cand, h_prev, g["z"])
+            if zone:  # zoneout: h = d * h_prev + (1 - d) * h'
+                h = o.lerp(h, h_prev, zone if zoneout_mask is None else zoneout_mask)
+            return h, g
 
         return step
 
-    def recurrent_step(self, projected, h_prev, recurrent_mask=None):
-        """One state half-step: ``self.recurrent_fn()(projected, h_prev, recurrent_mask)``."""
-        return self.recurrent_fn()(projected, h_prev, recurrent_mask)
+    def recurrent_step(self, projected, h_prev, recurrent_mask=None, zoneout_mask=None):
+        """One state half-step: ``self.recurrent_fn()(projected, h_prev, recurrent_mask, zoneout_mask)``."""
+        return self.recurrent_fn()(projected, h_prev, recurrent_mask, zoneout_mask)
 
     # --------------------------------------------------------------- Keras
     def call(self, inputs, states, training=False):
@@ -450,6 +628,14 @@ class GatedRNNCell(keras.layers.GRUCell):
                 f"{type(self).__name__}: the state (`initial_state` of the RNN layer) must have "
                 f"the inputs' batch size {inputs.shape[0]}; got shape {tuple(h_prev.shape)}."
             )
+        if training and (self.zoneout or self.recurrent_weight_dropout):
+            raise ValueError(
+                f"{type(self).__name__} with zoneout={self.zoneout} and "
+                f"recurrent_weight_dropout={self.recurrent_weight_dropout} draws its random "
+                "masks for the whole sequence before the loop, which keras.layers.RNN cannot "
+                "do: train it in grukit.layers.RNN(cell) (or grukit.layers.GRU). In inference "
+                "keras.layers.RNN(cell) gives the same values."
+            )
         if training and self.dropout > 0:
             inputs = inputs * self.get_dropout_mask(inputs)
         rec_mask = None
@@ -469,6 +655,9 @@ class GatedRNNCell(keras.layers.GRUCell):
             "variant": self.spec.name,
             "norm_momentum": self.norm_momentum,
             "norm_epsilon": self.norm_epsilon,
+            "norm": self.norm,
+            "zoneout": self.zoneout,
+            "recurrent_weight_dropout": self.recurrent_weight_dropout,
         })
         return config
 

@@ -108,11 +108,21 @@ class RNN(keras.layers.RNN):
             ``(time, batch, k*units)`` gradient), ``"sequence"`` on torch (one
             large matmul instead of one per Python-loop step), and always
             ``"sequence"`` for Li-GRU in training, whose normalisation needs
-            the whole sequence.
+            the whole sequence, and for a cell with ``norm``, whose input-side
+            normalisation then runs once over the projected sequence.
 
     With the same weights, outputs equal ``keras.layers.RNN(cell)`` (for
     Li-GRU in inference; in training this layer normalises with the
     statistics of the batch, over batch and time, as the paper does).
+
+    Cell options (see :class:`grukit.GatedRNNCell`): with ``norm`` the input
+    projection's normalisation runs once over the projected sequence and the
+    recurrent one inside the step; in training the zoneout masks
+    (``[batch, time, units]``) and the weight-drop mask are drawn here, before
+    the loop, with the cell's seed generator (keras.layers.RNN cannot, and
+    refuses to train such a cell); minGRU's parallel scan takes zoneout as
+    ``a_t = d_t + (1 - d_t) z_t``, ``b_t = (1 - d_t)(1 - z_t) h~_t``. The fused
+    GRU kernels compute the plain GRU and are used only without options.
 
     Example:
         >>> layer = grukit.layers.RNN(grukit.MGU2Cell(64), return_sequences=True)
@@ -198,7 +208,7 @@ class RNN(keras.layers.RNN):
         # Li-GRU in training needs the whole projected sequence for its
         # statistics; in inference its normalisation is a per-feature affine map.
         return keras.backend.backend() in ("jax", "tensorflow") and not (
-            self.cell.spec.input_norm and training)
+            self.cell.spec.input_norm and training) and not self.cell.normalizes_input
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         cell = self.cell
@@ -215,18 +225,25 @@ class RNN(keras.layers.RNN):
         rec_mask = None
         if training and cell.recurrent_dropout > 0:
             rec_mask = cell.get_recurrent_dropout_mask(h0)
-        recurrent = cell.recurrent_fn()
+        # Weight drop and zoneout draw their masks here, before the loop.
+        kernel_mask = zone = None
+        if training and cell.recurrent_weight_dropout:
+            kernel_mask = cell.recurrent_kernel_mask()
+        if training and cell.zoneout:
+            zone = cell.zoneout_mask(sequences)
+        recurrent = cell.recurrent_fn(kernel_mask)
         if self._parallel:
             projected = cell.project_inputs(sequences, training=training, mask=mask)
-            return self._parallel_scan(projected, h0, mask)
+            return self._parallel_scan(projected, h0, mask, zone)
         if self._project_per_step(training) and not (cell.spec.input_norm and training):
-            def step(x_t, h):
-                return recurrent(cell.project_inputs(x_t), h, rec_mask)[0]
+            project = cell.project_inputs
             xs = sequences
         else:
-            def step(p_t, h):
-                return recurrent(p_t, h, rec_mask)[0]
+            project = None
             xs = cell.project_inputs(sequences, training=training, mask=mask)
+        step = _zoned_step(recurrent, project, rec_mask, zone is not None, cell.units)
+        if zone is not None:  # each step's zoneout mask travels with its input
+            xs = ops.concatenate([xs, ops.cast(zone, xs.dtype)], axis=-1)
         return _loop.scan(step, xs, h0, mask=mask, go_backwards=self.go_backwards,
                           return_sequences=self.return_sequences,
                           zero_output_for_mask=self.zero_output_for_mask, unroll=self.unroll)
@@ -235,7 +252,7 @@ class RNN(keras.layers.RNN):
         """The backend's fused GRU (cuDNN; torch's ATen kernel), or None where it does not apply."""
         cell = self.cell
         usable = (not (training and cell.recurrent_dropout) and not self.zero_output_for_mask
-                  and cell.reset_after and not self.unroll)
+                  and cell.reset_after and not self.unroll and cell._plain_step(training))
         if usable and keras.backend.backend() == "torch" and mask is None \
                 and cell.activation is keras.activations.tanh \
                 and cell.recurrent_activation is keras.activations.sigmoid \
@@ -268,7 +285,7 @@ class RNN(keras.layers.RNN):
             )
         return None
 
-    def _parallel_scan(self, projected, h0, mask):
+    def _parallel_scan(self, projected, h0, mask, zone=None):
         """minGRU over the whole sequence at once: h_t = a_t h_{t-1} + b_t.
 
         Needs a static sequence length (a Python int); with an unknown one
@@ -279,13 +296,18 @@ class RNN(keras.layers.RNN):
         cell = self.cell
         n, steps = cell.units, projected.shape[1]
         if not isinstance(steps, int):
-            recurrent = cell.recurrent_fn()
-            return _loop.scan(lambda p_t, h: recurrent(p_t, h)[0], projected, h0, mask=mask,
+            step = _zoned_step(cell.recurrent_fn(), None, None, zone is not None, n)
+            if zone is not None:
+                projected = ops.concatenate([projected, ops.cast(zone, projected.dtype)], -1)
+            return _loop.scan(step, projected, h0, mask=mask,
                               go_backwards=self.go_backwards,
                               return_sequences=self.return_sequences,
                               zero_output_for_mask=self.zero_output_for_mask)
         z = cell.recurrent_activation(projected[..., :n])
         a, b = z, (1.0 - z) * cell.activation(projected[..., n:])
+        if cell.zoneout:  # h = d h_prev + (1 - d)(a h_prev + b): still linear in h_prev
+            d = cell.zoneout if zone is None else ops.cast(zone, a.dtype)
+            a, b = d + (1.0 - d) * a, (1.0 - d) * b
         if mask is not None:  # masked steps keep the state: a = 1, b = 0
             m = ops.expand_dims(ops.cast(mask, a.dtype), -1)
             a, b = a * m + (1.0 - m), b * m
@@ -313,6 +335,18 @@ class RNN(keras.layers.RNN):
     def get_config(self):
         return {**super().get_config(), "parallel": self.parallel, "use_cudnn": self.use_cudnn,
                 "projection": self.projection}
+
+
+def _zoned_step(recurrent, project, rec_mask, zoned, units):
+    """``step(x_t, h)`` for ``_loop.scan``: projects ``x_t`` first if ``project`` is given;
+    with ``zoned``, the last ``units`` columns of ``x_t`` are the step's zoneout mask."""
+    def step(x_t, h):
+        zone_t = None
+        if zoned:
+            x_t, zone_t = x_t[:, :-units], x_t[:, -units:]
+        p_t = x_t if project is None else project(x_t)
+        return recurrent(p_t, h, rec_mask, zone_t)[0]
+    return step
 
 
 @keras.saving.register_keras_serializable(package="grukit")

@@ -27,7 +27,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Tuple
 
-__all__ = ["Variant", "VARIANTS", "variants", "get_variant"]
+__all__ = ["Variant", "VARIANTS", "variants", "get_variant", "CellOption", "CELL_OPTIONS",
+           "cell_options"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +99,7 @@ class Variant:
         return tuple(b for b in self.blocks if term in self.terms[b])
 
     def param_count(self, input_dim: int, units: int, use_bias: bool = True,
-                    reset_after: bool | None = None) -> Dict[str, int]:
+                    reset_after: bool | None = None, norm: str | None = None) -> Dict[str, int]:
         """Number of weights, by the documented formula.
 
         With ``m = input_dim``, ``n = units``, ``k_x``, ``k_h``, ``k_b`` the
@@ -106,6 +107,8 @@ class Variant:
 
             trainable     = k_x*m*n + k_h*n*n + k_b*n*(2 if reset_after else 1)
                             (+ 2*k_x*n for Li-GRU's BN scale and offset)
+                            (+ c*(k_x + k_h)*n for norm, c = 2 for "layer" (gain
+                               and bias), 1 for "rms" (gain); Li-GRU: c*k_h*n)
             non_trainable = 2*k_x*n for Li-GRU's moving mean and variance, else 0
 
         Returns a dict with ``trainable``, ``non_trainable`` and ``total``.
@@ -121,6 +124,9 @@ class Variant:
         if self.input_norm:
             trainable += 2 * kx * n
             non_trainable += 2 * kx * n
+        if norm is not None:
+            per_block = {"layer": 2, "rms": 1}[norm]
+            trainable += per_block * ((0 if self.input_norm else kx) + kh) * n
         return {"trainable": trainable, "non_trainable": non_trainable,
                 "total": trainable + non_trainable}
 
@@ -241,6 +247,71 @@ VARIANTS: Dict[str, Variant] = {v.name: v for v in _gru_family() + _mgu_family()
                  "grukit.layers.RNN can run it as a parallel scan."),
     ),
 ]}
+
+
+@dataclasses.dataclass(frozen=True)
+class CellOption:
+    """An option every variant's cell takes (off by default).
+
+    Attributes:
+        argument: the cell argument and a typical value, e.g. ``'norm="layer"'``.
+        title: human-readable name.
+        paper: citation (authors, year, arXiv id).
+        equations: what it computes, in grukit's convention (plain text).
+    """
+
+    argument: str
+    title: str
+    paper: str
+    equations: str
+
+
+CELL_OPTIONS: Tuple[CellOption, ...] = (
+    CellOption(
+        argument='norm="layer"', title="Layer normalisation",
+        paper="Ba et al. 2016, Layer normalization (arXiv 1607.06450)",
+        equations=("LN(a) = gamma * (a - mean(a)) / sqrt(var(a) + eps) + beta over the n "
+                   "units of one block; applied to every block's x W and h U (or "
+                   "(r * h) U_h) before the biases and nonlinearities, e.g. "
+                   "z = sigmoid(LN_x(x W_z) + LN_h(h_{t-1} U_z) + b_z); Li-GRU: h U only "
+                   "(x W keeps its BN)"),
+    ),
+    CellOption(
+        argument='norm="rms"', title="RMSNorm",
+        paper="Zhang & Sennrich 2019, Root mean square layer normalization (arXiv 1910.07467)",
+        equations=("RMS(a) = gamma * a / sqrt(mean(a^2) + eps) over the n units of one "
+                   "block, in the places of norm=\"layer\"; gain only"),
+    ),
+    CellOption(
+        argument="zoneout=p", title="Zoneout",
+        paper=("Krueger et al. 2017, Zoneout: regularizing RNNs by randomly preserving "
+               "hidden activations (arXiv 1606.01305)"),
+        equations=("h_t = d_t * h_{t-1} + (1 - d_t) * h'_t with h'_t the variant's new "
+                   "state; training: d_t ~ Bernoulli(p) per unit, sequence and step; "
+                   "inference: d_t = p"),
+    ),
+    CellOption(
+        argument="recurrent_weight_dropout=p", title="Weight-dropped recurrent kernel",
+        paper=("Merity et al. 2018, Regularizing and optimizing LSTM language models "
+               "(arXiv 1708.02182)"),
+        equations=("training: U -> U * M / (1 - p), M ~ Bernoulli(1 - p) per entry, one "
+                   "mask per call shared by the batch and every step; inference: U"),
+    ),
+)
+
+
+def cell_options() -> list:
+    """The options every cell takes (``norm``, ``zoneout``, ``recurrent_weight_dropout``).
+
+    Returns:
+        A list of :class:`CellOption` (argument, paper, equations); see
+        :class:`grukit.GatedRNNCell` for the full contract.
+
+    Example:
+        >>> [o.argument for o in grukit.cell_options()][:2]
+        ['norm="layer"', 'norm="rms"']
+    """
+    return list(CELL_OPTIONS)
 
 
 def variants() -> list:

@@ -15,11 +15,30 @@ parameters:
 * Li-GRU: no bias; ``gamma, beta, moving_mean, moving_variance`` ``(2n,)``
   (columns ``z|h``) after ``kernel`` and ``recurrent_kernel``.
 * minGRU: no ``recurrent_kernel``.
+* Cell options (``norm``, ``zoneout``, ``recurrent_weight_dropout``): the
+  normalisation weights follow the variant's trainable weights (Li-GRU's
+  moving statistics, being non-trainable, stay last): ``input_norm_gamma`` (and ``input_norm_beta`` for layer norm)
+  over the kernel's column blocks -- not for Li-GRU, whose BN normalises the
+  input -- then ``recurrent_norm_gamma`` (``recurrent_norm_beta``) over the
+  recurrent kernel's.
 * grukit keeps ``h_t = z h_{t-1} + (1 - z) h~`` for every variant. Dey & Salem
   (GRU, GRU1-3) and Feng et al. (minGRU) write ``h_t = (1 - z_p) h_{t-1} +
   z_p h~`` instead, so their update-gate parameters are grukit's *negated*.
   Zhou et al. / Heck & Salem (MGU family) use the same ``f`` as grukit, and
   Ravanelli et al. (Li-GRU) the same ``z`` as grukit.
+
+Options, from their papers: layer normalisation (Ba et al. 2016, arXiv
+1607.06450) ``LN(a) = gamma (a - mu) / sqrt(sigma^2 + eps) + beta`` with ``mu,
+sigma^2`` the mean and (biased) variance over the ``n`` summed inputs of one
+gate or candidate, applied separately to ``W x`` and to ``U h`` (``U (r h)``)
+before the biases; RMSNorm (Zhang & Sennrich 2019, arXiv 1910.07467)
+``gamma a / sqrt(mean(a^2) + eps)`` in the same places; zoneout (Krueger et al.
+2017, arXiv 1606.01305) ``h_t = d_t h_{t-1} + (1 - d_t) h'_t`` with ``d_t`` a
+given 0/1 mask (training) or the rate (inference); DropConnect on the
+recurrent weights (Merity et al. 2018, arXiv 1708.02182): ``U`` replaced by
+``U * M`` for a given scaled mask ``M``. Layer norm and RMSNorm are odd
+functions of ``a``, so where the paper's gate is grukit's negated (``z_p``),
+its norm gain is grukit's and its norm bias grukit's negated.
 
 Every forward function returns a dict with ``"h"`` -- the states
 ``[batch, time, units]`` in *processing* order (reversed when
@@ -88,7 +107,7 @@ def _blocks(matrix, names, n):
     return {name: matrix[..., i * n:(i + 1) * n] for i, name in enumerate(names)}
 
 
-def paper_params(variant, weights, use_bias=True, reset_after=False):
+def paper_params(variant, weights, use_bias=True, reset_after=False, norm=None):
     """grukit ``get_weights()`` -> the paper's parameters (float64).
 
     Returns a dict with ``W_*`` ``(n, m)``, ``U_*`` ``(n, n)``, ``b_*`` ``(n,)``
@@ -102,7 +121,14 @@ def paper_params(variant, weights, use_bias=True, reset_after=False):
     kernel = next(it) if kx else None
     recurrent = next(it) if kh else None
     bias = next(it) if (kb and use_bias) else None
-    norm = [next(it) for _ in range(4)] if variant == "ligru" else None
+    bn = [next(it) for _ in range(2)] if variant == "ligru" else None  # gamma, beta
+    sides = {}
+    if norm is not None:
+        for side, blocks in (("x", "" if variant == "ligru" else kx), ("h", kh)):
+            if blocks:
+                sides[side] = (blocks, next(it), next(it) if norm == "layer" else None)
+    if variant == "ligru":  # Keras lists the non-trainable moving statistics last
+        bn += [next(it) for _ in range(2)]
     rest = list(it)
     assert not rest, f"unexpected extra weights for {variant}: {[w.shape for w in rest]}"
 
@@ -144,7 +170,7 @@ def paper_params(variant, weights, use_bias=True, reset_after=False):
     elif variant in MGU_FAMILY:
         P.update(W_f=W("f"), U_f=U("f"), b_f=b_gate("f"))
     elif variant == "ligru":
-        gamma, beta, mean, var = (_blocks(a, "zh", n) for a in norm)
+        gamma, beta, mean, var = (_blocks(a, "zh", n) for a in bn)
         for g in "zh":
             P.update({f"gamma_{g}": gamma[g], f"beta_{g}": beta[g],
                       f"mean_{g}": mean[g], f"var_{g}": var[g]})
@@ -155,7 +181,47 @@ def paper_params(variant, weights, use_bias=True, reset_after=False):
         raise ValueError(variant)
     # candidate: identical in grukit's and the papers' conventions
     P.update(W_h=W("h"), U_h=U("h"), b_h=b_in.get("h"), b_h_rec=b_rec.get("h"))
+    # normalisation of the summed inputs: per side ("x": W x, "h": U h) and block
+    P["norm"] = norm
+    negated = {"gru": "z", "gru1": "z", "gru2": "z", "gru3": "z", "mingru": "z"}.get(variant, "")
+    for side, (blocks, gamma, beta) in sides.items():
+        g_blocks = _blocks(gamma, blocks, n)
+        b_blocks = _blocks(beta, blocks, n) if beta is not None else {}
+        for g in blocks:
+            b = b_blocks.get(g)
+            P[f"norm_{side}_{g}"] = (g_blocks[g], None if b is None else (-b if g in negated else b))
     return P
+
+
+def normalise(a, kind, gamma, beta, eps):
+    """Layer norm (Ba et al.) or RMSNorm (Zhang & Sennrich) of each row of ``a``."""
+    if kind == "layer":
+        mu = a.mean(axis=-1, keepdims=True)
+        out = (a - mu) / np.sqrt(((a - mu) ** 2).mean(axis=-1, keepdims=True) + eps)
+    elif kind == "rms":
+        out = a / np.sqrt((a ** 2).mean(axis=-1, keepdims=True) + eps)
+    else:
+        raise ValueError(kind)
+    out = gamma * out
+    return out if beta is None else out + beta
+
+
+def _nx(P, g, a):
+    """The input-side summed input ``a = W_g x``, normalised where the cell normalises it."""
+    return _norm(P, "x", g, a)
+
+
+def _nh(P, g, a):
+    """The recurrent-side summed input ``a = U_g h``, normalised where the cell normalises it."""
+    return _norm(P, "h", g, a)
+
+
+def _norm(P, side, g, a):
+    key = f"norm_{side}_{g}"
+    if a is None or key not in P:
+        return a
+    gamma, beta = P[key]
+    return normalise(a, P["norm"], gamma, beta, P["norm_eps"])
 
 
 # --------------------------------------------------------------------------
@@ -176,8 +242,12 @@ def _sum(batch, n, *terms):
     return out
 
 
-def _loop(step, x, h0, mask, go_backwards, gate_names):
-    """Run ``step(x_t, h_prev) -> (h, gates)``; masked steps carry the state."""
+def _loop(step, x, h0, mask, go_backwards, gate_names, zoneout=None):
+    """Run ``step(x_t, h_prev) -> (h, gates)``; masked steps carry the state.
+
+    ``zoneout``: None, the rate (inference: ``h = p h_prev + (1 - p) h'``) or
+    keep masks ``[batch, time, units]`` indexed by input time (training).
+    """
     x = np.asarray(x, dtype=np.float64)
     B, T, _ = x.shape
     h = np.asarray(h0, dtype=np.float64).copy()
@@ -185,6 +255,9 @@ def _loop(step, x, h0, mask, go_backwards, gate_names):
     hs, gs = [], {g: [] for g in gate_names}
     for t in order:
         h_new, gates = step(x[:, t], h)
+        if zoneout is not None:
+            d = zoneout if np.isscalar(zoneout) else np.asarray(zoneout, np.float64)[:, t]
+            h_new = d * h + (1.0 - d) * h_new
         if mask is not None:
             keep = ~np.asarray(mask, dtype=bool)[:, t][:, None]
             h_new = np.where(keep, h, h_new)
@@ -207,7 +280,7 @@ def _h0(x, n, h0):
 
 
 def gru_family(P, x, h0=None, mask=None, go_backwards=False, activation="tanh",
-               reset_after=False):
+               reset_after=False, zoneout=None):
     """GRU (Cho / Chung et al.) and GRU1-3 (Dey & Salem 2017), paper form.
 
     z_p = sigmoid(W_z x + U_z h + b_z)     (absent terms dropped: GRU1-3)
@@ -221,25 +294,26 @@ def gru_family(P, x, h0=None, mask=None, go_backwards=False, activation="tanh",
 
     def step(x_t, h):
         B = x_t.shape[0]
-        xz = None if P["W_z"] is None else _lin(P["W_z"], x_t)
-        hz = None if P["U_z"] is None else _lin(P["U_z"], h)
-        xr = None if P["W_r"] is None else _lin(P["W_r"], x_t)
-        hr = None if P["U_r"] is None else _lin(P["U_r"], h)
+        xz = None if P["W_z"] is None else _nx(P, "z", _lin(P["W_z"], x_t))
+        hz = None if P["U_z"] is None else _nh(P, "z", _lin(P["U_z"], h))
+        xr = None if P["W_r"] is None else _nx(P, "r", _lin(P["W_r"], x_t))
+        hr = None if P["U_r"] is None else _nh(P, "r", _lin(P["U_r"], h))
         z_p = sigmoid(_sum(B, n, xz, hz, P["b_z"]))
         r = sigmoid(_sum(B, n, xr, hr, P["b_r"]))
+        xh = _nx(P, "h", _lin(P["W_h"], x_t))
         if reset_after:
-            a = _sum(B, n, _lin(P["W_h"], x_t), P["b_h"],
-                     r * _sum(B, n, _lin(P["U_h"], h), P["b_h_rec"]))
+            a = _sum(B, n, xh, P["b_h"],
+                     r * _sum(B, n, _nh(P, "h", _lin(P["U_h"], h)), P["b_h_rec"]))
         else:
-            a = _sum(B, n, _lin(P["W_h"], x_t), _lin(P["U_h"], r * h), P["b_h"])
+            a = _sum(B, n, xh, _nh(P, "h", _lin(P["U_h"], r * h)), P["b_h"])
         h_tilde = act(a)
         return (1.0 - z_p) * h + z_p * h_tilde, {"z_p": z_p, "r": r}
 
-    return _loop(step, x, _h0(x, n, h0), mask, go_backwards, ("z_p", "r"))
+    return _loop(step, x, _h0(x, n, h0), mask, go_backwards, ("z_p", "r"), zoneout)
 
 
 def mgu_family(P, x, h0=None, mask=None, go_backwards=False, activation="tanh",
-               reset_after=False):
+               reset_after=False, zoneout=None):
     """MGU (Zhou et al. 2016) and MGU1-3 (Heck & Salem 2017).
 
     f   = sigmoid(W_f x + U_f h + b_f)     (absent terms dropped: MGU1-3)
@@ -252,22 +326,23 @@ def mgu_family(P, x, h0=None, mask=None, go_backwards=False, activation="tanh",
 
     def step(x_t, h):
         B = x_t.shape[0]
-        xf = None if P["W_f"] is None else _lin(P["W_f"], x_t)
-        hf = None if P["U_f"] is None else _lin(P["U_f"], h)
+        xf = None if P["W_f"] is None else _nx(P, "f", _lin(P["W_f"], x_t))
+        hf = None if P["U_f"] is None else _nh(P, "f", _lin(P["U_f"], h))
         f = sigmoid(_sum(B, n, xf, hf, P["b_f"]))
+        xh = _nx(P, "h", _lin(P["W_h"], x_t))
         if reset_after:
-            a = _sum(B, n, _lin(P["W_h"], x_t), P["b_h"],
-                     f * _sum(B, n, _lin(P["U_h"], h), P["b_h_rec"]))
+            a = _sum(B, n, xh, P["b_h"],
+                     f * _sum(B, n, _nh(P, "h", _lin(P["U_h"], h)), P["b_h_rec"]))
         else:
-            a = _sum(B, n, _lin(P["W_h"], x_t), _lin(P["U_h"], f * h), P["b_h"])
+            a = _sum(B, n, xh, _nh(P, "h", _lin(P["U_h"], f * h)), P["b_h"])
         h_tilde = act(a)
         return (1.0 - f) * h + f * h_tilde, {"f": f}
 
-    return _loop(step, x, _h0(x, n, h0), mask, go_backwards, ("f",))
+    return _loop(step, x, _h0(x, n, h0), mask, go_backwards, ("f",), zoneout)
 
 
 def ligru(P, x, h0=None, mask=None, go_backwards=False, activation="relu",
-          training=False, epsilon=1e-3, momentum=0.99):
+          training=False, epsilon=1e-3, momentum=0.99, zoneout=None):
     """Li-GRU (Ravanelli et al. 2018).
 
     z   = sigmoid(BN(W_z x) + U_z h)
@@ -312,16 +387,16 @@ def ligru(P, x, h0=None, mask=None, go_backwards=False, activation="relu",
     bn_seq = np.concatenate([bn["z"], bn["h"]], axis=-1)
 
     def step(p_t, h):
-        z = sigmoid(p_t[:, :n] + _lin(P["U_z"], h))
-        h_tilde = act(p_t[:, n:] + _lin(P["U_h"], h))
+        z = sigmoid(p_t[:, :n] + _nh(P, "z", _lin(P["U_z"], h)))
+        h_tilde = act(p_t[:, n:] + _nh(P, "h", _lin(P["U_h"], h)))
         return z * h + (1.0 - z) * h_tilde, {"z": z}
 
-    out = _loop(step, bn_seq, _h0(x, n, h0), mask, go_backwards, ("z",))
+    out = _loop(step, bn_seq, _h0(x, n, h0), mask, go_backwards, ("z",), zoneout)
     out.update(stats)
     return out
 
 
-def mingru(P, x, h0=None, mask=None, go_backwards=False, activation="linear"):
+def mingru(P, x, h0=None, mask=None, go_backwards=False, activation="linear", zoneout=None):
     """minGRU (Feng et al. 2024).
 
     z_p = sigmoid(W_z x + b_z);  h~ = g(W_h x + b_h)  (g = identity by default)
@@ -332,11 +407,11 @@ def mingru(P, x, h0=None, mask=None, go_backwards=False, activation="linear"):
 
     def step(x_t, h):
         B = x_t.shape[0]
-        z_p = sigmoid(_sum(B, n, _lin(P["W_z"], x_t), P["b_z"]))
-        h_tilde = act(_sum(B, n, _lin(P["W_h"], x_t), P["b_h"]))
+        z_p = sigmoid(_sum(B, n, _nx(P, "z", _lin(P["W_z"], x_t)), P["b_z"]))
+        h_tilde = act(_sum(B, n, _nx(P, "h", _lin(P["W_h"], x_t)), P["b_h"]))
         return (1.0 - z_p) * h + z_p * h_tilde, {"z_p": z_p}
 
-    return _loop(step, x, _h0(x, n, h0), mask, go_backwards, ("z_p",))
+    return _loop(step, x, _h0(x, n, h0), mask, go_backwards, ("z_p",), zoneout)
 
 
 # --------------------------------------------------------------------------
@@ -345,16 +420,26 @@ def mingru(P, x, h0=None, mask=None, go_backwards=False, activation="linear"):
 
 def forward(variant, weights, x, h0=None, mask=None, go_backwards=False,
             activation=None, use_bias=True, reset_after=False, training=False,
-            epsilon=1e-3, momentum=0.99):
+            epsilon=1e-3, momentum=0.99, norm=None, zoneout=None, kernel_mask=None):
     """Reference forward pass of ``variant`` from grukit weights.
+
+    Options: ``norm`` (``"layer"``/``"rms"``, epsilon ``epsilon``),
+    ``zoneout`` (see :func:`_loop`), ``kernel_mask`` (DropConnect's scaled
+    mask, multiplied into grukit's ``recurrent_kernel``, the second weight).
 
     Returns the family function's dict, plus ``"gates_grukit"``: the gates
     converted to grukit's names (``z`` = kept fraction, ``r``, ``f``) for
     comparing with ``grukit.gate_activations``.
     """
     activation = activation or DEFAULT_ACTIVATION[variant]
-    P = paper_params(variant, weights, use_bias=use_bias, reset_after=reset_after)
-    kw = dict(h0=h0, mask=mask, go_backwards=go_backwards, activation=activation)
+    if kernel_mask is not None:
+        assert LAYOUT[variant][1], f"{variant} has no recurrent kernel"
+        weights = list(weights)
+        weights[1] = np.asarray(weights[1], np.float64) * kernel_mask
+    P = paper_params(variant, weights, use_bias=use_bias, reset_after=reset_after, norm=norm)
+    P["norm_eps"] = epsilon
+    kw = dict(h0=h0, mask=mask, go_backwards=go_backwards, activation=activation,
+              zoneout=zoneout)
     if variant in GRU_FAMILY:
         out = gru_family(P, x, reset_after=reset_after, **kw)
         out["gates_grukit"] = {"z": 1.0 - out["z_p"], "r": out["r"]}

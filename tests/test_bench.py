@@ -35,6 +35,20 @@ def test_plan_covers_the_matrix():
     assert not any(c["impl"] == "keras_gru" and c["variant"] != "gru" for c in configs)
 
 
+def test_plan_options_and_their_ratios():
+    impls = ["grukit", "grukit_layer", "grukit_weight_drop"]
+    configs = bench.plan(_args(variants=["gru", "mingru"], backends=["jax"], impls=impls,
+                               steps=[100], mingru_steps=[]))
+    keys = {(c["variant"], c["impl"]) for c in configs}
+    assert keys == {("gru", "grukit"), ("gru", "grukit_layer"), ("gru", "grukit_weight_drop"),
+                    ("mingru", "grukit"), ("mingru", "grukit_layer")}  # minGRU: no recurrent kernel
+    assert not any(c["impl"] in bench.OPTION_IMPLS for c in bench.plan(_args(variants=["gru"])))
+    results = [{"variant": "gru", "impl": impl, "backend": "jax", "T": 100,
+                "result": {"train": {"median": rate, "all": [rate]}}}
+               for impl, rate in (("grukit", 40.0), ("grukit_layer", 30.0))]
+    assert bench.ratios(results) == {"train T=100 jax: grukit gru norm='layer' / grukit gru": 0.75}
+
+
 def test_plan_rejects_unknown_variant():
     with pytest.raises(ValueError, match="Unknown variant"):
         bench.plan(_args(variants=["gru9"]))

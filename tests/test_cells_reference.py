@@ -683,14 +683,23 @@ def central_differences(f, arrays, eps=1e-6):
     return grads
 
 
-def _gradient_check(variant, reset_after, training, rng):
+def _gradient_check(variant, reset_after, training, rng, cell_kw=None, ref_kw=None,
+                    prepare=None):
+    """Autodiff of grukit.layers.RNN vs central differences of the reference, float64.
+
+    ``cell_kw`` go to the cell, ``ref_kw`` to ``reference.forward``; ``prepare(cell)``
+    runs once the cell is built (to fix its random masks).
+    """
     B, T, m, n = 2, 5, 3, 4
     x = rng.normal(size=(B, T, m)) + (0.5 if training else 0.0)
     h0 = rng.normal(size=(B, n)) * 0.5
     probe = rng.normal(size=(B, T, n))
+    ref_kw = ref_kw or {}
     with precision("float64"):
-        cell = make_cell(variant, n, reset_after)
+        cell = make_cell(variant, n, reset_after, **(cell_kw or {}))
         layer = built(grukit.layers.RNN(cell, return_sequences=True), x)
+        if prepare is not None:
+            prepare(cell)
         w = random_weights(cell, rng)
         names = [v.name for v in cell.weights]
         loss, gw, gx = autodiff(layer, w, x, h0, probe, training=training)
@@ -720,7 +729,8 @@ def _gradient_check(variant, reset_after, training, rng):
     # element-wise central differences of the paper's equations (NumPy reference)
     def ref_loss(*arrays):
         *ws, xx = arrays
-        h = R.forward(variant, ws, xx, h0=h0, reset_after=reset_after, training=training)["h"]
+        h = R.forward(variant, ws, xx, h0=h0, reset_after=reset_after, training=training,
+                      **ref_kw)["h"]
         return float(np.sum(h * probe))
 
     ref_val = ref_loss(*w, x)

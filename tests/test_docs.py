@@ -4,7 +4,7 @@ import os
 import re
 
 import grukit
-from grukit.__main__ import variants_markdown
+from grukit.__main__ import options_markdown, variants_markdown
 
 from conftest import REPO
 
@@ -14,6 +14,17 @@ def test_readme_variant_table_is_current():
     m = re.search(r"<!-- variants-table:.*?-->\n(.*?)<!-- /variants-table -->", readme, re.S)
     assert m, "README.md lost its variants-table markers"
     assert m.group(1) == variants_markdown(), "regenerate with `grukit variants --markdown`"
+
+
+def test_readme_options_table_is_current():
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    m = re.search(r"<!-- options-table:.*?-->\n(.*?)<!-- /options-table -->", readme, re.S)
+    assert m, "README.md lost its options-table markers"
+    assert m.group(1) == options_markdown(), "regenerate with `grukit variants --options --markdown`"
+    # every cell argument of an option is in the table, and every row's paper has an arXiv id
+    for argument in ("norm=", "zoneout=", "recurrent_weight_dropout="):
+        assert f"`{argument}" in m.group(1)
+    assert all("arXiv" in o.paper for o in grukit.cell_options())
 
 
 def test_readme_opens_with_two_setup_commands():

@@ -52,7 +52,7 @@ def __dir__():
 
 class _RegisterWithKeras:
     """Import :mod:`grukit.layers` (which registers the cells and layers for ``.keras``
-    files) as soon as Keras itself is imported, so ``import grukit`` then ``keras.saving.load_model(...)``
+    files) as soon as Keras itself is imported, so that ``keras.saving.load_model``
     finds grukit's classes in either import order, while ``import grukit`` alone stays
     light. A one-shot finder: it steps aside on the first lookup of ``keras``."""
 

@@ -109,33 +109,24 @@ def _variants(args):
     return 0
 
 
-BACKEND_MODULES = {"tensorflow": ("tensorflow", "tensorflow"), "jax": ("jax", "jax"),
-                   "torch": ("torch", "torch")}
+#: The backends ``--backend`` takes; each is also the module to import and the pip extra.
+BACKENDS = ("tensorflow", "jax", "torch")
 
 
-def _requested_backend(argv):
-    """The value of a top-level ``--backend`` (before the command), or None."""
-    for i, token in enumerate(argv):
-        if token.startswith("--backend="):
-            return token.split("=", 1)[1]
-        if token == "--backend":
-            return argv[i + 1] if i + 1 < len(argv) else None
-        if not token.startswith("-"):
-            return None
-    return None
-
-
-def _command_of(argv):
-    """The command word (``demo``, ``zoo``, ...) of ``argv``, skipping ``--backend X``."""
-    skip = False
+def _leading(argv):
+    """``(backend, command)``: the value of a top-level ``--backend`` and the command word
+    (``demo``, ``zoo``, ...) of ``argv``, either ``None`` when absent."""
+    backend, expect_value = None, False
     for token in argv:
-        if skip:
-            skip = False
+        if expect_value:
+            backend, expect_value = token, False
         elif token == "--backend":
-            skip = True
+            expect_value = True
+        elif token.startswith("--backend="):
+            backend = token.split("=", 1)[1]
         elif not token.startswith("-"):
-            return token
-    return None
+            return backend, token
+    return backend, None
 
 
 class _Stdout(logging.Handler):
@@ -166,12 +157,12 @@ def main(argv=None):
     import importlib.util
 
     in_process, argv = argv is not None, list(sys.argv[1:] if argv is None else argv)
-    backend = _requested_backend(argv)
-    if backend in BACKEND_MODULES:
-        module, extra = BACKEND_MODULES[backend]
-        if importlib.util.find_spec(module) is None:
-            print(f"grukit: error: --backend {backend} needs {module}, which is not installed: "
-                  f"pip install 'grukit[{extra}]' (or pip install {module}).", file=sys.stderr)
+    backend, command = _leading(argv)
+    if backend in BACKENDS:
+        if importlib.util.find_spec(backend) is None:
+            print(f"grukit: error: --backend {backend} needs {backend}, which is not installed: "
+                  f"pip install 'grukit[{backend}]' (or pip install {backend}).",
+                  file=sys.stderr)
             return 2
         if "keras" in sys.modules and _loaded_backend() != backend:
             # Keras was imported (by the caller) with another backend: start again.
@@ -186,7 +177,7 @@ def main(argv=None):
         os.environ["KERAS_BACKEND"] = backend
 
     parser = argparse.ArgumentParser(prog="grukit", description=__doc__)
-    parser.add_argument("--backend", choices=list(BACKEND_MODULES),
+    parser.add_argument("--backend", choices=BACKENDS,
                         help="Keras backend (default: $KERAS_BACKEND or tensorflow)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -213,7 +204,7 @@ def main(argv=None):
     bench.add_parser(sub)
     # The zoo's models declare their options up front; that imports them (and Keras), so
     # only when the command is `zoo`.
-    zoo_cli.add_parser(sub, models=_command_of(argv) == "zoo")
+    zoo_cli.add_parser(sub, models=command == "zoo")
 
     args = parser.parse_args(argv)
     args.argv = argv

@@ -68,3 +68,25 @@ def test_param_formula_matches_param_count():
             total += coef * {"mn": m * n, "n^2": n * n, "n": n}[body]
         expected = v.param_count(m, n, reset_after=False)["trainable"]
         assert total == expected, (v.name, text, total, expected)
+
+
+def test_no_machine_paths_or_kernel_builds_in_committed_files():
+    """Docs, code, notebooks and recorded metadata name no path of a particular machine
+    (temporary folders, home or work directories) and no kernel build strings."""
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)
+    if files.returncode != 0:
+        import pytest
+        pytest.skip("not a git checkout")
+    pattern = re.compile(r"(?<![\w.])/(tmp|work|home|root|Users)/|Linux-\d+\.\d+\.\d+")
+    found = []
+    for name in files.stdout.split():
+        if name.startswith("tests/") or not name.endswith((".py", ".md", ".json", ".ipynb",
+                                                           ".toml", ".sh", ".csv")):
+            continue
+        with open(os.path.join(REPO, name), encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, 1):
+                if pattern.search(line):
+                    found.append(f"{name}:{number}: {line.strip()[:120]}")
+    assert found == [], "\n".join(found)

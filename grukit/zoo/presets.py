@@ -121,12 +121,14 @@ def sha256_file(path, chunk=1 << 20):
 def hardware_info():
     """A dict describing this machine: platform, processor, CPU count, GPU name (or None).
 
-    The GPU name comes from ``nvidia-smi`` when it is available; nothing is
-    imported for it, so this is cheap on every backend.
+    ``platform`` is the operating system and architecture only (``"Linux x86_64"``): no
+    kernel build or host names go into a preset's metadata. The GPU name comes from
+    ``nvidia-smi`` when it is available; nothing is imported for it, so this is cheap on
+    every backend.
 
     Example:
-        >>> hardware_info()["cpu_count"]
-        2
+        >>> sorted(hardware_info())
+        ['cpu_count', 'gpu', 'platform', 'processor']
     """
     processor = platform.processor() or platform.machine()
     try:
@@ -145,7 +147,7 @@ def hardware_info():
             gpu = ", ".join(line.strip() for line in out.stdout.splitlines() if line.strip())
     except (OSError, subprocess.SubprocessError):
         pass
-    return {"platform": platform.platform(), "processor": processor,
+    return {"platform": f"{platform.system()} {platform.machine()}", "processor": processor,
             "cpu_count": os.cpu_count(), "gpu": gpu}
 
 

@@ -51,3 +51,20 @@ def _seed_and_policy():
     policy = keras.config.dtype_policy()
     yield
     keras.config.set_dtype_policy(policy)
+
+
+@pytest.fixture
+def cli_log():
+    """grukit's INFO log shown on stdout as the ``grukit`` command shows it, for tests that
+    call the library in-process and read what a command-line user would see (capsys)."""
+    import logging
+
+    from grukit.__main__ import _Stdout
+
+    logger = logging.getLogger("grukit")
+    handler, level = _Stdout(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield
+    logger.removeHandler(handler)
+    logger.setLevel(level)

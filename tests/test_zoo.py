@@ -670,6 +670,26 @@ def test_public_zoo_api_has_docstrings_with_examples():
     assert not missing, missing
 
 
+def test_only_the_command_modules_print():
+    """Library code logs (or writes to a stream it is handed); a bare print() is allowed only
+    in the command-line modules and in scripts it runs in subprocesses."""
+    import ast
+
+    commands = {"__main__.py", os.path.join("zoo", "cli.py"), "bench.py"}
+    root = os.path.join(REPO, "grukit")
+    found = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            if not name.endswith(".py") or os.path.relpath(path, root) in commands:
+                continue
+            for node in ast.walk(ast.parse(open(path).read())):
+                if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print"
+                        and not any(k.arg == "file" for k in node.keywords)):
+                    found.append(f"{os.path.relpath(path, REPO)}:{node.lineno}")
+    assert found == [], found
+
+
 def test_library_logs_and_only_the_command_prints(tmp_path, capsys, caplog):
     """Training from Python prints nothing (it logs to the 'grukit' logger); the command
     line shows that log on stdout, with evaluate's progress."""

@@ -370,7 +370,7 @@ def test_local_search_writes_table_and_resumes(ett, data, tmp_path, capsys):
 
 @pytest.mark.skipif(BACKEND != "jax", reason="runs once, in the JAX pass (fastest to compile)")
 @needs_data
-def test_search_time_limit_report_and_compare(ett, data, tmp_path, capsys):
+def test_search_time_limit_report_and_compare(ett, data, tmp_path, capsys, cli_log):
     """--time-limit starts no trial after the deadline (the search resumes later);
     --report runs nothing; --compare scores each variant's best trial's own checkpoint."""
     # every validation window, so that the trials' scores and evaluate()'s are on the same windows

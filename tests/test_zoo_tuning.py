@@ -16,6 +16,7 @@ import pytest
 
 import grukit.zoo as zoo
 from grukit.zoo import _tuner_internals as internals
+from grukit.zoo import tuning
 from conftest import BACKEND, DATA_DIR, REPO
 from test_zoo import TINY, _env, _free_port, needs_data, tf_pass_only
 
@@ -125,7 +126,8 @@ def test_keras_tuner_oracle_state_is_what_the_workarounds_expect(tmp_path, monke
 
 
 # ------------------------------------------- resuming never runs a finished trial again
-def test_reload_keeps_finished_trials_off_the_queue(tmp_path, monkeypatch, capsys):
+def test_reload_keeps_finished_trials_off_the_queue(tmp_path, monkeypatch, capsys,
+                                                      cli_log):
     """The saved state lists a trial that had ended (trial.json: COMPLETED) as running,
     here stopped even before end_trial saved the oracle (end_order misses it), and a trial
     waiting for a retry twice: the reload queues the retry once and the interrupted trial,
@@ -155,7 +157,7 @@ def test_reload_keeps_finished_trials_off_the_queue(tmp_path, monkeypatch, capsy
 @pytest.mark.skipif(BACKEND != "jax", reason="runs once, in the JAX pass (fastest to compile)")
 @needs_data
 def test_interrupted_local_search_resumes_without_training_a_finished_trial_again(
-        tmp_path, capsys, monkeypatch):
+        tmp_path, capsys, monkeypatch, cli_log):
     """A search stopped right after keras-tuner recorded a finished trial (before the tuner
     saved again) resumes with the next trial: every trial is trained exactly once."""
     import keras_tuner
@@ -230,7 +232,7 @@ def _chief_oracle(tmp_path, monkeypatch, max_trials=2, timeout=10):
 
 
 def test_a_lost_workers_trial_goes_back_to_the_queue_and_runs_on_a_live_worker(
-        tmp_path, monkeypatch, capsys):
+        tmp_path, monkeypatch, capsys, cli_log):
     oracle, watch, clock = _chief_oracle(tmp_path, monkeypatch)
     a, b = oracle.create_trial("tuner0"), oracle.create_trial("tuner1")
     clock.now = 6
@@ -322,7 +324,7 @@ def test_serve_oracle_ends_when_its_only_worker_is_lost(tmp_path, monkeypatch):
 @pytest.mark.skipif(BACKEND != "jax", reason="runs once, in the JAX pass (fastest to compile)")
 @needs_data
 def test_a_chief_left_without_workers_writes_the_tables_and_the_search_resumes(
-        tmp_path, monkeypatch, capsys):
+        tmp_path, monkeypatch, capsys, cli_log):
     """tune() as the chief, and a worker (a gRPC client here) that takes a trial and goes
     silent: the chief re-queues it, waits one more timeout for a worker, then writes the
     tables and raises with the resume; re-running (here as one process) trains the queued
@@ -343,7 +345,7 @@ def test_a_chief_left_without_workers_writes_the_tables_and_the_search_resumes(
     monkeypatch.setattr(oracle_client, "TIMEOUT", 60)  # a worker's request: not 1 h
     trial = oracle_client.OracleClient(None).create_trial("tuner0")
     assert trial.status == "RUNNING"
-    with pytest.raises(RuntimeError, match=r"no worker is left \(lost: tuner0\) and it has "
+    with pytest.raises(tuning.SearchIncomplete, match=r"no worker is left \(lost: tuner0\) and it has "
                        rf"trial\(s\) {trial.trial_id} queued to run again. Re-run the same "
                        r"commands"):
         chief(timeout=120)
@@ -396,6 +398,24 @@ def test_bad_worker_timeouts_are_named(value, env, match, monkeypatch, tmp_path)
     ett = zoo.get("ett-forecasting")
     with pytest.raises(ValueError, match=match):
         ett.tune(ett.hparams(quick=True), None, tmp_path, worker_timeout=value)
+
+
+def test_the_command_reports_an_incomplete_search_as_an_error(monkeypatch, tmp_path, capsys):
+    """`grukit zoo tune` ends an incomplete distributed search with `error: ...` (how to
+    resume) and exit status 1, not a traceback."""
+    from grukit.__main__ import main
+
+    ett = zoo.get("ett-forecasting")
+    message = "no worker is left (lost: tuner0); re-run the same commands to resume"
+
+    def lost(*args, **kwargs):
+        raise tuning.SearchIncomplete(message)
+
+    monkeypatch.setattr(type(ett), "load_data", lambda self, **kw: None)
+    monkeypatch.setattr(type(ett), "tune", lost)
+    assert main(["zoo", "tune", "ett-forecasting", "--quick", "--out", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip().endswith(
+        f"grukit zoo tune ett-forecasting: error: {message}")
 
 
 def test_worker_timeout_default_and_environment(monkeypatch):

@@ -31,6 +31,7 @@ variables (``KERASTUNER_ORACLE_IP``, ``KERASTUNER_TUNER_ID``) directly.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -43,6 +44,8 @@ DEFAULT_WORKER_TIMEOUT = 120.0
 MIN_WORKER_TIMEOUT = 5 * HEARTBEAT_S
 #: seconds a worker waits before asking again when the chief answers "wait" (IDLE)
 IDLE_WAIT_S = 0.5
+
+log = logging.getLogger(__name__)
 
 
 def has_chief():
@@ -107,8 +110,8 @@ def tuner_class(tuner_cls, worker_timeout=DEFAULT_WORKER_TIMEOUT):
             if not is_worker():  # a worker's oracle is the chief's
                 role = os.environ.get("KERASTUNER_TUNER_ID", "tuner0")
                 for trial_id in keep_finished_trials(self.oracle):
-                    print(f"[{role}] trial {trial_id} had finished before the search "
-                          f"stopped: kept, not run again", flush=True)
+                    log.info(f"[{role}] trial {trial_id} had finished before the search "
+                             f"stopped: kept, not run again")
 
         def search(self, *fit_args, **fit_kwargs):
             if is_chief():
@@ -134,7 +137,7 @@ def tuner_class(tuner_cls, worker_timeout=DEFAULT_WORKER_TIMEOUT):
         def on_trial_begin(self, trial):
             super().on_trial_begin(trial)
             if is_worker():
-                print(f"[{self.tuner_id}] trial {trial.trial_id} running", flush=True)
+                log.info(f"[{self.tuner_id}] trial {trial.trial_id} running")
                 self._heartbeat = Heartbeat(self.oracle, trial.trial_id)
 
         def on_trial_end(self, trial):
@@ -160,8 +163,8 @@ def _pace_idle_answers(client, tuner_id):
         trial = create(tuner_id_)
         if trial.status == "IDLE":
             if not waiting[0]:
-                print(f"[{tuner_id}] waiting: trials are still running on other workers "
-                      f"(one whose worker is lost comes back to the queue)", flush=True)
+                log.info(f"[{tuner_id}] waiting: trials are still running on other workers "
+                         f"(one whose worker is lost comes back to the queue)")
             waiting[0] = True
             time.sleep(IDLE_WAIT_S)
         else:
@@ -275,8 +278,8 @@ class WorkerWatch:
         def ended(oracle_, trial):
             self._heard_about(trial.trial_id)
             if trial.trial_id in oracle_.end_order:
-                print(f"[chief] trial {trial.trial_id} had already ended: a late report "
-                      f"from a worker taken for lost is ignored", flush=True)
+                log.info(f"[chief] trial {trial.trial_id} had already ended: a late report "
+                         f"from a worker taken for lost is ignored")
                 return
             running = {t.trial_id for t in oracle_.ongoing_trials.values()}
             if trial.trial_id not in running and trial.trial_id in oracle_._retry_queue:
@@ -327,8 +330,8 @@ def _reap(oracle, watch):
         trial = oracle.ongoing_trials.pop(tuner_id, None)
         if trial is None or trial.trial_id in oracle.end_order:
             lost.append((tuner_id, None))
-            print(f"[chief] worker {tuner_id} silent for {silent:.0f}s (worker timeout "
-                  f"{watch.timeout:g}s): taken for lost", flush=True)
+            log.info(f"[chief] worker {tuner_id} silent for {silent:.0f}s (worker timeout "
+                     f"{watch.timeout:g}s): taken for lost")
             continue
         trial.status = "INVALID"
         trial.message = (f"worker {tuner_id} stopped answering (silent for {silent:.0f}s, "
@@ -337,9 +340,8 @@ def _reap(oracle, watch):
             oracle._retry_queue.append(trial.trial_id)
         oracle._save_trial(trial)
         lost.append((tuner_id, trial.trial_id))
-        print(f"[chief] worker {tuner_id} silent for {silent:.0f}s (worker timeout "
-              f"{watch.timeout:g}s): its trial {trial.trial_id} is back in the queue",
-              flush=True)
+        log.info(f"[chief] worker {tuner_id} silent for {silent:.0f}s (worker timeout "
+                 f"{watch.timeout:g}s): its trial {trial.trial_id} is back in the queue")
     if lost:
         oracle.save()
     return lost
@@ -459,5 +461,5 @@ def serve_oracle(oracle, oracle_chief, period=0.5, worker_timeout=DEFAULT_WORKER
         server.stop(grace=1).wait()
         keras_tuner.synchronized(lambda oracle_: oracle_.save())(oracle)
     if unfinished:
-        print(f"[chief] {unfinished}", flush=True)
+        log.info(f"[chief] {unfinished}")
     return unfinished

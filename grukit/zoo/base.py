@@ -523,8 +523,10 @@ class ZooModel:
         keyword arguments for :meth:`load_data` and hyperparameter overrides."""
         return {}, {}
 
-    def run_predict(self, model, args, load_data):
-        """``grukit zoo predict``: read inputs as ``args`` say, print the predictions.
+    def run_predict(self, model, args, load_data, out, err):
+        """The body of ``grukit zoo predict``: read inputs as ``args`` say and write the
+        predictions to the text stream ``out`` (notes, such as files written, to ``err``);
+        the command line passes its stdout and stderr. Returns the exit status.
 
         ``load_data()`` loads the data set on demand (for examples taken from it)."""
         raise NotImplementedError(f"{self.name} has no predict command yet.")

@@ -191,6 +191,7 @@ NEEDS = {"tune": [("keras_tuner", "zoo")], "export": [("tensorflow", "zoo")]}
 
 def _dispatch(opts):
     import grukit.zoo as zoo
+    from grukit.zoo.tuning import SearchIncomplete
 
     command, recipe = opts.zoo_command, zoo.get(opts.name)
     prog = f"grukit zoo {command} {recipe.name}"
@@ -205,6 +206,9 @@ def _dispatch(opts):
     except (ValueError, FileNotFoundError, FileExistsError, MissingDependency, _Fail) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+    except SearchIncomplete as e:  # not the user's error: the workers were lost
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
 
 
 def _overrides(recipe, opts, command):
@@ -319,7 +323,8 @@ def _predict(recipe, opts, command):
     data_options, _ = recipe.options_from_args(opts, command)
     model = recipe.load(opts.preset)
     return recipe.run_predict(model, opts,
-                              lambda: recipe.load_data(data_dir=opts.data_dir, **data_options))
+                              lambda: recipe.load_data(data_dir=opts.data_dir, **data_options),
+                              sys.stdout, sys.stderr)
 
 
 def _list(args):

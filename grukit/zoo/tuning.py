@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 import time
@@ -21,7 +22,18 @@ from pathlib import Path
 from grukit.zoo import _tuner_internals as _internals
 from grukit.zoo.base import TUNERS, _atomic_write_json, set_seed
 
-__all__ = ["hypermodel", "tune"]
+__all__ = ["SearchIncomplete", "hypermodel", "tune"]
+
+log = logging.getLogger(__name__)
+
+
+class SearchIncomplete(RuntimeError):
+    """A distributed search stopped with trials left: every worker was lost.
+
+    The message says how many trials are left and how to resume (start the chief and
+    workers again with the same ``--out``); the trial tables written so far are complete.
+    ``grukit zoo tune`` reports it as ``error: ...`` and exits with status 1.
+    """
 
 
 def hypermodel(recipe, data, hparams, quick=False, seed=0):
@@ -85,9 +97,9 @@ def hypermodel(recipe, data, hparams, quick=False, seed=0):
                        if len(v) == len(values)}
             metrics["time_s"] = float(elapsed)
             metrics["params"] = float(model.count_params())
-            print(f"[{os.environ.get('KERASTUNER_TUNER_ID', 'tuner0')}] trial done: "
-                  f"{recipe.objective}={metrics[recipe.objective]:.5f} "
-                  f"({elapsed:.1f}s) {json.dumps(hp.values, sort_keys=True)}", flush=True)
+            log.info(f"[{os.environ.get('KERASTUNER_TUNER_ID', 'tuner0')}] trial done: "
+                     f"{recipe.objective}={metrics[recipe.objective]:.5f} "
+                     f"({elapsed:.1f}s) {json.dumps(hp.values, sort_keys=True)}")
             return metrics
 
     return _ZooHyperModel()
@@ -106,7 +118,7 @@ def tune(recipe, hparams, data, out, tuner="random", max_trials=10, epochs=None,
     oracle until the search is done, the workers run trials. A worker that stops
     answering for ``worker_timeout`` seconds (killed, its machine gone) is taken for
     lost and its trial runs again on another worker; if no worker is left, the chief
-    stops (``RuntimeError`` saying how to resume, after writing the tables). Resuming
+    stops (:class:`SearchIncomplete` saying how to resume, after writing the tables). Resuming
     never runs a finished trial again.
 
     Args:
@@ -143,7 +155,7 @@ def tune(recipe, hparams, data, out, tuner="random", max_trials=10, epochs=None,
         trial's hyperparameters to ``OUT/best_hparams.json``; ``[]`` on a worker.
 
     Raises:
-        RuntimeError: (chief) every worker was lost with trials left; the message says
+        SearchIncomplete: (chief) every worker was lost with trials left; the message says
             which and how to resume.
 
     Example:
@@ -198,8 +210,8 @@ def tune(recipe, hparams, data, out, tuner="random", max_trials=10, epochs=None,
                                        and not _internals.is_chief()):
         _stop_starting_after(search.oracle, time.time() + time_limit)
     if _internals.is_chief():
-        print(f"[chief] serving the {tuner} oracle on {os.environ['KERASTUNER_ORACLE_IP']}:"
-              f"{os.environ['KERASTUNER_ORACLE_PORT']} for {max_trials} trials", flush=True)
+        log.info(f"[chief] serving the {tuner} oracle on {os.environ['KERASTUNER_ORACLE_IP']}:"
+                 f"{os.environ['KERASTUNER_ORACLE_PORT']} for {max_trials} trials")
     if report_only:
         if _internals.has_chief():
             raise ValueError("report_only reads the search state directly: run it without "
@@ -210,7 +222,7 @@ def tune(recipe, hparams, data, out, tuner="random", max_trials=10, epochs=None,
     else:
         search.search(epochs=epochs, verbose=verbose)
     if _internals.has_chief() and not _internals.is_chief():
-        print(f"[{role}] no more trials; worker done", flush=True)
+        log.info(f"[{role}] no more trials; worker done")
         return []
     rows = _trial_rows(recipe, search.oracle)
     _write_trials(recipe, rows, out)
@@ -224,7 +236,7 @@ def tune(recipe, hparams, data, out, tuner="random", max_trials=10, epochs=None,
         best_hparams["epochs"] = int(best[0]["hparams"].get("tuner/epochs", epochs))
         _atomic_write_json(out / "best_hparams.json", best_hparams)
     if search.unfinished:
-        raise RuntimeError(search.unfinished)
+        raise SearchIncomplete(search.unfinished)
     if compare:
         _compare(recipe, search, rows, compare, data, hparams, out)
     return rows
@@ -271,10 +283,10 @@ def _compare(recipe, search, rows, key, data, hparams, out):
         table.append({key: value, "trial": r["trial"], "params": int(model.count_params()),
                       recipe.objective: r[recipe.objective], "scores": scores,
                       "hparams": r["hparams"]})
-        print(f"[compare] {key}={value} trial {r['trial']}: " + "  ".join(
+        log.info(f"[compare] {key}={value} trial {r['trial']}: " + "  ".join(
             f"{split} " + " ".join(f"{m}={v:.5g}" for m, v in sc.items()
                                    if isinstance(v, float))
-            for split, sc in scores.items()), flush=True)
+            for split, sc in scores.items()))
     metrics = [m for m, v in table[0]["scores"]["test"].items() if isinstance(v, float)]
     header = [key, "trial", "params", recipe.objective,
               *[f"{split}_{m}" for split in ("validation", "test") for m in metrics]]
@@ -341,8 +353,8 @@ def _stop_starting_after(oracle, deadline):
         if time.time() >= deadline and tuner_id not in oracle.ongoing_trials:
             limit = max(len(oracle.trials), 1)
             if oracle.max_trials is None or oracle.max_trials > limit:
-                print(f"[{tuner_id}] time limit reached: no new trials "
-                      f"({len(oracle.trials)} started)", flush=True)
+                log.info(f"[{tuner_id}] time limit reached: no new trials "
+                         f"({len(oracle.trials)} started)")
                 oracle.max_trials = limit
         return create(tuner_id)
 

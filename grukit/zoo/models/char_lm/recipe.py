@@ -283,7 +283,7 @@ class CharLanguageModel(ZooModel):
     def options_from_args(self, args, command):
         return ({"path": args.data} if getattr(args, "data", None) else {}), {}
 
-    def run_predict(self, model, args, load_data):
+    def run_predict(self, model, args, load_data, out, err):
         prompt = args.prompt
         if args.prompt_file:
             if args.prompt_file == "-":
@@ -295,14 +295,14 @@ class CharLanguageModel(ZooModel):
         timings = {}
         text = generate(model, prompt, args.length, args.temperature, args.top_k, args.seed,
                         args.unknown, timings=timings)
-        sys.stdout.write(("" if args.no_prompt else prompt) + text + "\n")
-        sys.stdout.flush()
+        out.write(("" if args.no_prompt else prompt) + text + "\n")
+        out.flush()
         rate = timings.get("chars_per_s")
         print(f"[char-lm] {args.length} characters in {timings['generate_s']:.2f} s"
               f"{f' ({rate:,.0f} characters/s)' if rate else ''} after a {len(prompt)}-character "
               f"prompt ({timings['prompt_s']:.2f} s); backend {keras.backend.backend()}, "
               f"temperature {args.temperature}, top-k {args.top_k}, seed {args.seed}",
-              file=sys.stderr)
+              file=err)
         return 0
 
 

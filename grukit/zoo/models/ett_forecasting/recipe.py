@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import csv
 from pathlib import Path
-import sys
 
 import keras
 import numpy as np
@@ -370,7 +369,7 @@ class EttForecasting(ZooModel):
                 args.profile = profile
         return data, overrides
 
-    def run_predict(self, model, args, load_data):
+    def run_predict(self, model, args, load_data, out, err):
         preset = model.zoo_preset
         pre = preset.metadata["preprocessing"]
         columns = pre["columns"]
@@ -392,27 +391,27 @@ class EttForecasting(ZooModel):
             source = f"test window {args.index} of {data.name}"
         forecast = self.predict(model, window, preset)
         print(f"Forecast of {model.horizon} steps from {source}, "
-              f"{preset.metadata['model']} preset {preset.path}:")
-        print("step," + ",".join(columns))
+              f"{preset.metadata['model']} preset {preset.path}:", file=out)
+        print("step," + ",".join(columns), file=out)
         for i, row in enumerate(forecast):
-            print(f"{i + 1}," + ",".join(f"{v:.4f}" for v in row))
+            print(f"{i + 1}," + ",".join(f"{v:.4f}" for v in row), file=out)
         if truth is not None:
             std = np.asarray(pre["std"])
             err = (forecast - truth) / std
             print(f"standardised MSE {np.mean(err ** 2):.4f}, MAE {np.mean(np.abs(err)):.4f} "
-                  f"against the data")
+                  f"against the data", file=out)
         if args.output:
             with open(args.output, "w", newline="") as f:
                 writer = csv.writer(f)
                 writer.writerow(["step", *columns])
                 for i, row in enumerate(forecast):
                     writer.writerow([i + 1, *[f"{v:.6g}" for v in row]])
-            print(f"written to {args.output}", file=sys.stderr)
+            print(f"written to {args.output}", file=err)
         if getattr(args, "plot", None):
             plot_forecast(args.plot, window, forecast, truth, columns,
                           title=f"{source}: OT, lookback {model.lookback}, "
                                 f"horizon {model.horizon}")
-            print(f"plot written to {args.plot}", file=sys.stderr)
+            print(f"plot written to {args.plot}", file=err)
         return 0
 
 

@@ -262,7 +262,7 @@ class ImdbSentiment(ZooModel):
             require("matplotlib", "plot", "--gates")
         return ({"path": args.data} if getattr(args, "data", None) else {}), {}
 
-    def run_predict(self, model, args, load_data):
+    def run_predict(self, model, args, load_data, out, err):
         texts, labels = list(args.texts), None
         if args.file:
             if args.file == "-":
@@ -292,10 +292,10 @@ class ImdbSentiment(ZooModel):
             if labels and i in labels:
                 truth = f"  [label: {'positive' if labels[i] else 'negative'}]"
             verdict = "positive" if p > 0.5 else "negative" if p < 0.5 else "undecided"
-            print(f"{p:.4f}  {verdict}  {shown}{note}{truth}")
+            print(f"{p:.4f}  {verdict}  {shown}{note}{truth}", file=out)
         if args.gates:
             path = plot_gates(model, texts[0], args.gates)
-            print(f"update-gate plot written to {path}", file=sys.stderr)
+            print(f"update-gate plot written to {path}", file=err)
         return 0
 
 

@@ -32,27 +32,28 @@ def test_projection_step_equals_sequence(variant):
     np.testing.assert_allclose(to_np(a(x, mask=mask)), to_np(b(x, mask=mask)), atol=1e-6)
 
 
-def test_fused_gru_path_equals_grukit_loop():
+def test_fused_gru_path_and_loop_each_equal_keras_gru():
     # use_cudnn="auto" takes the backend's fused kernel where one exists (on the
     # torch backend: torch.nn.GRU's ATen kernel, on CPU too); use_cudnn=False never.
-    fused = grukit.layers.GRU(6, return_sequences=True)
-    loop = grukit.layers.GRU(6, return_sequences=True, use_cudnn=False)
+    # Each is compared with keras.layers.GRU (an independent implementation), forwards
+    # and backwards in time, so that neither path is only checked against itself.
     x = np.random.default_rng(1).standard_normal((3, 9, 4)).astype("float32")
-    fused(x), loop(x)
-    rng = np.random.default_rng(2)
-    weights = [rng.standard_normal(w.shape).astype("float32") * 0.3 for w in fused.get_weights()]
-    fused.set_weights(weights)
-    loop.set_weights(weights)
+    weights = None
     for kw in ({}, {"go_backwards": True}):
-        f2 = grukit.layers.GRU(6, return_sequences=True, **kw)
-        l2 = grukit.layers.GRU(6, return_sequences=True, use_cudnn=False, **kw)
-        f2(x), l2(x)
-        f2.set_weights(weights), l2.set_weights(weights)
-        np.testing.assert_allclose(to_np(f2(x)), to_np(l2(x)), atol=1e-5)
-    ref = keras.layers.GRU(6, return_sequences=True)
-    ref(x)
-    ref.set_weights(weights)
-    np.testing.assert_allclose(to_np(fused(x)), to_np(ref(x)), atol=1e-5)
+        ref = keras.layers.GRU(6, return_sequences=True, **kw)
+        ref(x)
+        if weights is None:
+            rng = np.random.default_rng(2)
+            weights = [rng.standard_normal(w.shape).astype("float32") * 0.3
+                       for w in ref.get_weights()]
+        ref.set_weights(weights)
+        expected = to_np(ref(x))
+        for use_cudnn in ("auto", False):
+            layer = grukit.layers.GRU(6, return_sequences=True, use_cudnn=use_cudnn, **kw)
+            layer(x)
+            layer.set_weights(weights)
+            np.testing.assert_allclose(to_np(layer(x)), expected, atol=1e-5,
+                                       err_msg=f"use_cudnn={use_cudnn!r} {kw}")
 
 
 def test_fused_gru_gradients_match_loop():
@@ -128,11 +129,19 @@ def test_gru_layer_config_roundtrip():
                                                                   "sequence", True, "enc")
 
 
-def test_parallel_auto_is_sequential_on_cpu():
+def test_parallel_auto_follows_the_device(monkeypatch):
     # The parallel scan pays off on accelerators only (benchmarks/cpu): "auto" is
-    # sequential on this CPU test machine, explicit True is parallel.
-    assert not grukit.layers.GRU(4, variant="mingru")._parallel
+    # parallel exactly when the backend's default device is a GPU/TPU; True always is,
+    # False never; variants without the scan form (the GRU) never are.
+    from grukit.layers import _on_accelerator
+
+    assert grukit.layers.GRU(4, variant="mingru")._parallel == _on_accelerator()
     assert grukit.layers.GRU(4, variant="mingru", parallel=True)._parallel
+    assert not grukit.layers.GRU(4, variant="mingru", parallel=False)._parallel
+    assert not grukit.layers.GRU(4, variant="gru", parallel="auto")._parallel
+    for on_accelerator in (True, False):  # both answers, whatever this host has
+        monkeypatch.setattr(grukit.layers, "_on_accelerator", lambda: on_accelerator)
+        assert grukit.layers.GRU(4, variant="mingru")._parallel is on_accelerator
 
 
 def test_positional_arguments_follow_keras_rnn():

@@ -78,3 +78,56 @@ def test_char_lm_preset_reproduces_its_validation_loss():
     assert metrics["characters"] == recorded["characters"] == 111539
     assert metrics["unknown_characters"] == 0
     assert metrics["loss"] == pytest.approx(recorded["loss"], rel=1e-5)
+
+
+# -------------------------------------------- the cards quote what the presets measured
+def _table_row(card, first_cell, column=None):
+    """The cells of the markdown table row of ``card`` whose first cell is ``first_cell``
+    (emphasis stripped), in the table whose header has ``column`` if given; fails when
+    there is not exactly one such row."""
+    tables, table = [], []
+    for line in card.splitlines() + [""]:
+        if line.startswith("|"):
+            table.append([c.strip().strip("*").strip()
+                          for c in line.strip().strip("|").split("|")])
+        elif table:
+            tables.append(table)
+            table = []
+    found = [r for t in tables if column is None or column in t[0] for r in t
+             if r[0] == first_cell]
+    assert len(found) == 1, f"{len(found)} table rows start with {first_cell!r}"
+    return found[0]
+
+
+def _card(name):
+    return (zoo.get(name).preset_dir().parent / "README.md").read_text(encoding="utf-8")
+
+
+def test_cards_quote_their_presets_measured_metrics():
+    """Each card's headline table shows the figures its preset's metadata.json records
+    (which the tests above reproduce): a retrained preset with a stale card fails here."""
+    meta = zoo.get("imdb-sentiment").load().zoo_preset.metadata["metrics"]["test"]
+    card = _card("imdb-sentiment")
+    assert _table_row(card, "test accuracy")[1] == (
+        f"{meta['accuracy']:.4f}** ({meta['accuracy']:.5g})")
+    assert _table_row(card, "test log loss")[1] == f"{meta['loss']:.4f} ({meta['loss']:.6g})"
+    members = _table_row(card, "each member alone, test")[1]
+    assert (f"{meta['recurrent_accuracy']:.4f} ({meta['recurrent_accuracy']:.5g})" in members
+            and f"n-gram member {meta['ngram_accuracy']:.4f} ({meta['ngram_accuracy']:.5g})"
+            in members), members
+
+    meta = zoo.get("char-lm").load().zoo_preset.metadata["metrics"]["validation"]
+    row = _table_row(_card("char-lm"), next(
+        line.strip("| ").split("|")[0].strip() for line in _card("char-lm").splitlines()
+        if line.startswith("| **this preset**")).strip("*"))
+    assert row[1:3] == [f"{meta['loss']:.4f}", f"{meta['bpc']:.4f}"], row
+    assert f"prints {meta['loss']:.5f} nats, {meta['bpc']:.5f} bits" in row[3], row[3]
+
+    ett = zoo.get("ett-forecasting")
+    card = _card("ett-forecasting")
+    header = _table_row(card, "horizon", column="MSE (this)")
+    mse, mae = header.index("MSE (this)"), header.index("MAE (this)")
+    for h in ett.committed_horizons():
+        meta = ett.load(horizon=h).zoo_preset.metadata["metrics"]["test"]
+        row = _table_row(card, str(h), column="MSE (this)")
+        assert (row[mse], row[mae]) == (f"{meta['mse']:.3f}", f"{meta['mae']:.3f}"), h

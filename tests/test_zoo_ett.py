@@ -123,7 +123,7 @@ def test_tiny_training_preset_round_trip(ett, data, tmp_path):
 
 
 # ---------------------------------------------------------- committed preset
-def test_committed_preset_metadata_and_card(committed):
+def test_committed_preset_metadata(committed):
     meta = committed.zoo_preset.metadata
     assert meta["model"] == "ett-forecasting"
     for key in ("metrics", "data", "hardware", "training", "versions", "hparams"):
@@ -131,8 +131,7 @@ def test_committed_preset_metadata_and_card(committed):
     assert meta["training"]["command"].startswith("grukit ")
     size = sum(p.stat().st_size for p in committed.zoo_preset.path.iterdir())
     assert size < 3_000_000, f"the preset should stay small, it is {size} bytes"
-    card = (committed.zoo_preset.path.parent / "README.md").read_text()
-    assert f"{meta['metrics']['test']['mse']:.3f}" in card, "the card quotes the measured MSE"
+    # the card's table against this metadata: test_presets_reproduce.py
 
 
 @needs_data
@@ -178,7 +177,6 @@ def by_horizon(ett):
 def test_a_committed_preset_per_horizon(ett, by_horizon):
     assert ett.committed_horizons() == list(HORIZONS)
     assert zoo.load("ett-forecasting").horizon == 96  # preset/ is the default
-    card = (ett.preset_dir().parent / "README.md").read_text()
     for h, model in by_horizon.items():
         meta = model.zoo_preset.metadata
         assert model.horizon == meta["hparams"]["horizon"] == h
@@ -189,8 +187,6 @@ def test_a_committed_preset_per_horizon(ett, by_horizon):
         # 1.1 MB (96, MGU d=256), 4.3 MB (192, MGU d=512), 3.2 MB (336, MGU2 d=512),
         # 2.3 MB (720, minGRU d=512): float32 weights
         assert size < 7_000_000, f"the h{h} preset should stay small, it is {size} bytes"
-        for key in ("mse", "mae"):
-            assert f"{meta['metrics']['test'][key]:.3f}" in card, f"card quotes h{h} {key}"
     with pytest.raises(ValueError, match="no committed preset for horizon 48; committed "
                                          "horizons: 96, 192, 336, 720"):
         ett.load(horizon=48)

@@ -33,6 +33,10 @@ class SearchIncomplete(RuntimeError):
     The message says how many trials are left and how to resume (start the chief and
     workers again with the same ``--out``); the trial tables written so far are complete.
     ``grukit zoo tune`` reports it as ``error: ...`` and exits with status 1.
+
+    Example:
+        >>> issubclass(SearchIncomplete, RuntimeError)  # code catching RuntimeError still does
+        True
     """
 
 

@@ -14,6 +14,25 @@ DATA_DIR = os.environ.get("GRUKIT_DATA_DIR", os.path.join(REPO, "..", "shared", 
 #: is absent then fails, naming the file. Without it (``GRUKIT_TEST_DATA=skip-missing``, or a
 #: plain ``pytest``) such tests are skipped, for users without the data.
 DATA_REQUIRED = os.environ.get("GRUKIT_TEST_DATA", "") == "required"
+#: The passes of this run: ``tests/run.sh`` runs the suite once per backend in
+#: ``GRUKIT_TEST_BACKENDS`` and exports it; a plain ``pytest`` is one pass, this backend's.
+PASSES = os.environ.get("GRUKIT_TEST_BACKENDS", "").split() or [BACKEND]
+
+
+def one_pass(*preference, why):
+    """A ``skipif`` marker that runs a test in one pass of the run only: under the first
+    backend of ``preference`` that the run includes (this backend if it includes none).
+
+    For tests whose result does not depend on the backend of the pytest process (they
+    spawn processes with their own backend, or read files), and for zoo tests that need
+    one backend's run, not three.
+    """
+    chosen = next((b for b in preference if b in PASSES), BACKEND)
+    return pytest.mark.skipif(BACKEND != chosen, reason=f"{why}: runs once, in the {chosen} pass")
+
+
+#: Backend-independent tests go to the lightest pass (PyTorch), when the run has it.
+once = one_pass("torch", "jax", "tensorflow", why="backend-independent")
 
 
 def require_data(path):

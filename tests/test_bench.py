@@ -1,7 +1,6 @@
 """The benchmark's planning, ratios and report (its timings are not tested)."""
 import argparse
 import json
-import os
 import subprocess
 import sys
 
@@ -9,7 +8,7 @@ import pytest
 
 from grukit import bench
 
-from conftest import BACKEND, REPO
+from conftest import REPO, once
 
 
 def _args(**kw):
@@ -74,7 +73,7 @@ def test_ratios_and_report(tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["ratios"] == r
 
 
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="spawns its own processes; runs in the TF pass")
+@once  # spawns its own processes
 def test_bench_command_end_to_end(tmp_path):
     out = tmp_path / "b"
     cmd = [sys.executable, "-m", "grukit", "bench", "--variants", "gru", "--backends", "jax",

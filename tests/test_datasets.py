@@ -22,7 +22,7 @@ import pytest
 import keras
 
 from grukit import datasets
-from conftest import BACKEND, DATA_DIR, REPO, require_data
+from conftest import BACKEND, DATA_DIR, REPO, once, require_data
 
 IMDB_TAR = os.path.join(DATA_DIR, "imdb", "aclImdb_v1.tar.gz")
 SHAKESPEARE_TXT = os.path.join(DATA_DIR, "tinyshakespeare", "input.txt")
@@ -597,8 +597,8 @@ NO_TF = textwrap.dedent('''
 ''')
 
 
+@once  # a subprocess
 def test_offline_loaders_work_without_tensorflow():
-    _tf_pass_only()
     for path in (IMDB_TAR, SHAKESPEARE_TXT, ETTH1_CSV):
         _need(path)
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3",

@@ -7,12 +7,10 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 
-from conftest import BACKEND, REPO
+from conftest import REPO, once
 
-pytestmark = pytest.mark.skipif(
-    BACKEND != "tensorflow", reason="builds and installs a wheel; runs once, in the TF pass")
+pytestmark = once  # builds and installs a wheel, used in subprocesses
 
 USE = textwrap.dedent('''
     import json, sys

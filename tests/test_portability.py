@@ -1,7 +1,8 @@
 """Portability: models move between backends and into TF SavedModels; imports stay light.
 
-These tests spawn Python subprocesses for the other backends, so they run once,
-in the TensorFlow pass of the suite, and are skipped under JAX and PyTorch.
+These tests spawn Python subprocesses for the other backends, so each runs once per
+run: those that save or export a model in this process in the TensorFlow pass
+(``tf_only``), the others, all in subprocesses, in the lightest pass (``once``).
 """
 import json
 import os
@@ -15,12 +16,11 @@ import pytest
 
 import keras
 
-from conftest import BACKEND, REPO
+from conftest import BACKEND, REPO, once
 
-pytestmark = pytest.mark.skipif(
+tf_only = pytest.mark.skipif(
     BACKEND != "tensorflow",
-    reason="spawns a subprocess per backend; runs once, in the TF pass (KERAS_BACKEND=tensorflow)",
-)
+    reason="saves or exports a model under TensorFlow in this process: the TF pass")
 
 VARIANT_NAMES = ["gru", "gru1", "gru2", "gru3", "mgu", "mgu1", "mgu2", "mgu3", "ligru", "mingru"]
 
@@ -114,6 +114,7 @@ def test_builder_covers_every_variant():
 
 
 # ------------------------------------------------------------- .keras files
+@tf_only
 def test_keras_file_saved_under_tf_loads_under_jax_and_torch(tmp_path):
     ns = _namespace()
     keras.utils.set_random_seed(0)
@@ -133,6 +134,7 @@ def test_keras_file_saved_under_tf_loads_under_jax_and_torch(tmp_path):
                                    err_msg=f"TF-saved model loaded under {backend}")
 
 
+@tf_only
 def test_keras_file_saved_under_jax_loads_under_tf_and_torch(tmp_path):
     path, xpath, ypath = tmp_path / "jax.keras", tmp_path / "x.npy", tmp_path / "y_jax.npy"
     stdout = _run(["-c", BUILD_AND_SAVE, str(path), str(xpath), str(ypath)], "jax")
@@ -164,6 +166,7 @@ SERVE = textwrap.dedent('''
 ''')
 
 
+@tf_only
 @pytest.mark.parametrize("steps", [6, None], ids=["static_length", "dynamic_length"])
 def test_tf_saved_model_serves_without_grukit(tmp_path, steps):
     ns = _namespace()
@@ -209,6 +212,7 @@ IMPORT_CHECK = textwrap.dedent('''
 ''')
 
 
+@once
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_import_grukit_does_not_import_tensorflow(backend):
     stdout = _run(["-c", IMPORT_CHECK], backend)
@@ -221,6 +225,7 @@ def test_import_grukit_does_not_import_tensorflow(backend):
 
 
 # -------------------------------------------------------------------- CLI
+@once
 def test_cli_demo_prints_every_variant():
     stdout = _run(["-m", "grukit", "demo"], "tensorflow")
     rows = {}
@@ -270,6 +275,7 @@ LIGHT = textwrap.dedent('''
 ''')
 
 
+@once
 def test_import_is_light_and_keras_files_load_in_either_order(tmp_path):
     """`import grukit` imports no Keras or backend (so `grukit --help` answers at once);
     grukit's layers are registered as soon as Keras is imported, in either import order."""

@@ -12,7 +12,7 @@ import pytest
 
 import grukit.zoo as zoo
 import preset_outputs
-from conftest import BACKEND, DATA_DIR, require_data
+from conftest import BACKEND, DATA_DIR, require_data, one_pass
 
 IMDB = os.path.join(DATA_DIR, "imdb", "aclImdb_v1.tar.gz")
 TEXT = os.path.join(DATA_DIR, "tinyshakespeare", "input.txt")
@@ -69,7 +69,7 @@ def test_imdb_preset_reproduces_its_test_accuracy():
 
 
 @pytest.mark.needs_data(TEXT)
-@pytest.mark.skipif(BACKEND != "jax", reason="the whole validation text once, in the JAX pass")
+@one_pass("jax", "torch", "tensorflow", why="the whole validation text")
 def test_char_lm_preset_reproduces_its_validation_loss():
     require_data(TEXT)
     lm = zoo.get("char-lm")

@@ -26,12 +26,13 @@ import keras
 import grukit.zoo as zoo
 from grukit.__main__ import main
 from grukit.zoo import presets
-from conftest import BACKEND, DATA_DIR, REPO, require_data
+from conftest import BACKEND, DATA_DIR, REPO, once, require_data
 
 ETT_CSV = os.path.join(DATA_DIR, "ett", "ETTh1.csv")
 needs_data = pytest.mark.needs_data(ETT_CSV)
-tf_pass_only = pytest.mark.skipif(
-    BACKEND != "tensorflow", reason="runs once, in the TF pass (subprocesses on their own backend)")
+#: tests that export a SavedModel in this process need TensorFlow's pass
+tf_only = pytest.mark.skipif(BACKEND != "tensorflow",
+                             reason="exports a SavedModel in this process: the TF pass")
 
 # A tiny, seconds-long ETT run for the subprocess tests.
 TINY = ["--quick", "--set", "units=8", "--set", "max_train_windows=128",
@@ -432,7 +433,7 @@ def test_cli_missing_optional_dependency_is_named_before_any_output(capsys, monk
 
 
 # ------------------------------------------------------ TF pass: subprocesses
-@tf_pass_only
+@once
 def test_import_grukit_zoo_does_not_import_tensorflow():
     code = textwrap.dedent("""
         import sys
@@ -453,7 +454,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@tf_pass_only
+@once
 @needs_data
 def test_distributed_tuning_chief_and_two_workers(tmp_path):
     """keras-tuner's chief/worker protocol on loopback: the chief serves the oracle and
@@ -489,7 +490,7 @@ def test_distributed_tuning_chief_and_two_workers(tmp_path):
     assert (out / "best_hparams.json").is_file()
 
 
-@tf_pass_only
+@once
 @needs_data
 def test_cli_trains_and_evaluates_on_another_ett_file(tmp_path):
     # The recipe works for any ETT-format CSV (--data path/to/ETTh2.csv). The
@@ -516,7 +517,7 @@ def test_cli_trains_and_evaluates_on_another_ett_file(tmp_path):
     assert row[1] == row[2], stdout  # measured == in the preset
 
 
-@tf_pass_only
+@once
 @needs_data
 def test_training_resumes_after_sigkill(tmp_path):
     out = tmp_path / "run"
@@ -555,7 +556,7 @@ def test_training_resumes_after_sigkill(tmp_path):
     assert not (out / "backup").exists()  # removed once training completed
 
 
-@tf_pass_only
+@once
 @needs_data
 def test_data_parallel_on_two_jax_cpu_devices(tmp_path):
     out = tmp_path / "dp"
@@ -569,7 +570,7 @@ def test_data_parallel_on_two_jax_cpu_devices(tmp_path):
     assert meta["metrics"]["test"]["windows"] == 2785 and np.isfinite(meta["metrics"]["test"]["mse"])
 
 
-@tf_pass_only
+@tf_only
 def test_export_of_the_jax_trained_preset_serves_without_grukit(tmp_path):
     """The committed preset (trained on JAX) exported under TensorFlow: verified in a
     fresh process that does not import grukit, renamed into place over a previous
@@ -619,7 +620,7 @@ def test_export_on_another_backend_runs_under_tensorflow(tmp_path, monkeypatch, 
     assert "export runs under the TensorFlow backend" in caplog.text  # logged, not printed
 
 
-@tf_pass_only
+@tf_only
 def test_failed_export_leaves_no_partial_dir_and_keeps_the_previous(tmp_path, monkeypatch):
     from grukit.zoo import export
 
@@ -714,7 +715,7 @@ def test_library_logs_and_only_the_command_prints(tmp_path, capsys, caplog):
         logger.setLevel(saved[1])
 
 
-@tf_pass_only
+@once
 def test_missing_data_fails_under_run_sh_and_skips_otherwise(tmp_path):
     """tests/run.sh sets GRUKIT_TEST_DATA=required: a test whose data file is absent fails
     and names the file; with GRUKIT_TEST_DATA=skip-missing it is skipped."""

@@ -20,7 +20,7 @@ import grukit.zoo as zoo
 from grukit.zoo.models.char_lm.generation import MAX_LENGTH, generate, sample, uniform
 from grukit.zoo.models.char_lm.model import CharLM, _runner, stream_loss
 from grukit.zoo.models.char_lm.preprocessing import build_vocabulary, decode, encode
-from conftest import BACKEND, DATA_DIR, REPO, require_data
+from conftest import BACKEND, DATA_DIR, REPO, require_data, one_pass
 
 TEXT = os.path.join(DATA_DIR, "tinyshakespeare", "input.txt")
 needs_data = pytest.mark.needs_data(TEXT)
@@ -242,7 +242,7 @@ def test_quick_train_and_preset_round_trip(lm, data, trained):
 
 
 @needs_data
-@pytest.mark.skipif(BACKEND != "jax", reason="one evaluation is enough (JAX pass)")
+@one_pass("jax", "torch", "tensorflow", why="one evaluation is enough")
 def test_evaluate_on_another_text_uses_the_models_vocabulary(tmp_path, capsys, monkeypatch):
     """`zoo evaluate char-lm --data FILE` scores FILE with the preset's vocabulary (not one
     built from FILE, which mis-reads every id), drops characters outside it and says how

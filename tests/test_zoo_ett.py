@@ -19,7 +19,7 @@ import grukit.zoo as zoo
 from grukit.__main__ import main
 from grukit.zoo.models.ett_forecasting.model import SegRNN
 from grukit.zoo.models.ett_forecasting.preprocessing import read_window_csv
-from conftest import BACKEND, DATA_DIR, REPO, to_np, require_data
+from conftest import BACKEND, DATA_DIR, REPO, one_pass, to_np, require_data
 
 ETT_CSV = os.path.join(DATA_DIR, "ett", "ETTh1.csv")
 HORIZONS = (96, 192, 336, 720)  # one committed preset each: preset/ (96), preset_h<H>/
@@ -329,7 +329,7 @@ def test_cli_predict_index_and_input(committed, data, tmp_path, capsys, monkeypa
     assert "--index must be in [0, 2784]" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="runs once, in the TF pass")
+@one_pass("torch", "jax", "tensorflow", why="one evaluation is enough")
 @needs_data
 def test_cli_evaluate_committed_preset(committed, capsys, monkeypatch):
     monkeypatch.setenv("GRUKIT_DATA_DIR", DATA_DIR)
@@ -341,7 +341,7 @@ def test_cli_evaluate_committed_preset(committed, capsys, monkeypatch):
 
 
 # ------------------------------------------------------------------- search
-@pytest.mark.skipif(BACKEND != "jax", reason="runs once, in the JAX pass (fastest to compile)")
+@one_pass("jax", "torch", "tensorflow", why="fastest to compile under JAX")
 @needs_data
 def test_local_search_writes_table_and_resumes(ett, data, tmp_path, capsys):
     hp = ett.hparams(quick=True, overrides={"max_train_windows": 64, "max_val_windows": 64})
@@ -364,7 +364,7 @@ def test_local_search_writes_table_and_resumes(ett, data, tmp_path, capsys):
     assert again[0]["val_loss"] <= again[1]["val_loss"]  # best first
 
 
-@pytest.mark.skipif(BACKEND != "jax", reason="runs once, in the JAX pass (fastest to compile)")
+@one_pass("jax", "torch", "tensorflow", why="fastest to compile under JAX")
 @needs_data
 def test_search_time_limit_report_and_compare(ett, data, tmp_path, capsys, cli_log):
     """--time-limit starts no trial after the deadline (the search resumes later);

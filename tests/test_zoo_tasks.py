@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 import grukit.zoo as zoo
-from conftest import BACKEND
+from conftest import one_pass
 
 HORIZONS = (96, 192, 336, 720)
 
 # The tasks are backend-independent glue over the recipes, whose presets are checked on
 # every backend elsewhere: one pass is enough.
-pytestmark = pytest.mark.skipif(BACKEND != "jax", reason="runs once, in the JAX pass")
+pytestmark = one_pass("jax", "torch", "tensorflow", why="the tasks on one backend")
 
 
 def test_sentiment_classifier_takes_raw_text():

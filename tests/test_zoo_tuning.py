@@ -17,8 +17,8 @@ import pytest
 import grukit.zoo as zoo
 from grukit.zoo import _tuner_internals as internals
 from grukit.zoo import tuning
-from conftest import BACKEND, DATA_DIR, REPO
-from test_zoo import TINY, _env, _free_port, needs_data, tf_pass_only
+from conftest import DATA_DIR, REPO, once, one_pass
+from test_zoo import TINY, _env, _free_port, needs_data
 
 
 def test_keras_tuner_internals_are_where_grukit_expects_them():
@@ -154,7 +154,7 @@ def test_reload_keeps_finished_trials_off_the_queue(tmp_path, monkeypatch, capsy
     assert runs[2] not in (done.trial_id, broken.trial_id, running.trial_id)
 
 
-@pytest.mark.skipif(BACKEND != "jax", reason="runs once, in the JAX pass (fastest to compile)")
+@one_pass("jax", "torch", "tensorflow", why="fastest to compile under JAX")
 @needs_data
 def test_interrupted_local_search_resumes_without_training_a_finished_trial_again(
         tmp_path, capsys, monkeypatch, cli_log):
@@ -321,7 +321,7 @@ def test_serve_oracle_ends_when_its_only_worker_is_lost(tmp_path, monkeypatch):
     assert state["ongoing_trials"] == {} and state["retry_queue"] == [trial.trial_id]
 
 
-@pytest.mark.skipif(BACKEND != "jax", reason="runs once, in the JAX pass (fastest to compile)")
+@one_pass("jax", "torch", "tensorflow", why="fastest to compile under JAX")
 @needs_data
 def test_a_chief_left_without_workers_writes_the_tables_and_the_search_resumes(
         tmp_path, monkeypatch, capsys, cli_log):
@@ -427,7 +427,7 @@ def test_worker_timeout_default_and_environment(monkeypatch):
     assert _worker_timeout(None) == 45.0 and _worker_timeout(30) == 30.0
 
 
-@tf_pass_only
+@once
 @needs_data
 def test_distributed_search_reruns_the_trial_of_a_sigkilled_worker(tmp_path):
     """A real chief and two workers on loopback (tiny ETT trials): the first worker to take

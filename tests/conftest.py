@@ -8,6 +8,12 @@ import pytest
 import keras
 
 BACKEND = keras.backend.backend()
+if BACKEND == "jax" and os.environ.get("GRUKIT_TEST_JAX_FAST_COMPILE", "1") == "1":
+    # The JAX pass compiles thousands of tiny programs; XLA's optimisation passes cost more
+    # than they save on them (the values are the same: tolerances are unchanged).
+    import jax
+
+    jax.config.update("jax_disable_most_optimizations", True)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.environ.get("GRUKIT_DATA_DIR", os.path.join(REPO, "..", "shared", "data"))
 #: ``tests/run.sh`` (what CI runs) sets ``GRUKIT_TEST_DATA=required``: a test whose data file
@@ -33,6 +39,19 @@ def one_pass(*preference, why):
 
 #: Backend-independent tests go to the lightest pass (PyTorch), when the run has it.
 once = one_pass("torch", "jax", "tensorflow", why="backend-independent")
+#: Opts a test out of its module's ``ONE_PASS`` default: it runs in every pass.
+every_pass = pytest.mark.skipif(False, reason="runs in every pass")
+
+
+def pytest_collection_modifyitems(config, items):
+    """A module may set ``ONE_PASS`` (a :func:`one_pass` marker): its tests that choose no
+    pass themselves (no ``skipif`` of their own) run in that pass only. The zoo's modules
+    do: their behaviour does not depend on the backend beyond what the cell suite and the
+    presets' per-backend checks (tests/test_presets_reproduce.py) cover."""
+    for item in items:
+        default = getattr(item.module, "ONE_PASS", None)
+        if default is not None and not any(m.name == "skipif" for m in item.iter_markers()):
+            item.add_marker(default)
 
 
 def require_data(path):
@@ -78,12 +97,11 @@ def cli_log():
     call the library in-process and read what a command-line user would see (capsys)."""
     import logging
 
-    from grukit.__main__ import _Stdout
+    from grukit.__main__ import _show_progress
 
     logger = logging.getLogger("grukit")
-    handler, level = _Stdout(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    handlers, level = logger.handlers[:], logger.level
+    _show_progress()  # one stdout handler, as in the command (not a second one)
     yield
-    logger.removeHandler(handler)
+    logger.handlers[:] = handlers
     logger.setLevel(level)

@@ -22,7 +22,10 @@ import pytest
 import keras
 
 from grukit import datasets
-from conftest import BACKEND, DATA_DIR, REPO, once, require_data
+from conftest import BACKEND, DATA_DIR, REPO, every_pass, once, one_pass, require_data
+
+#: tests without a pass of their own run once, in this pass (conftest.py)
+ONE_PASS = one_pass("torch", "jax", "tensorflow", why="data loaders, on one backend")
 
 IMDB_TAR = os.path.join(DATA_DIR, "imdb", "aclImdb_v1.tar.gz")
 SHAKESPEARE_TXT = os.path.join(DATA_DIR, "tinyshakespeare", "input.txt")
@@ -497,6 +500,7 @@ def test_window_dataset_keeps_last_partial_batch(ett_fake):
     np.testing.assert_array_equal(np.concatenate([again[i][1] for i in range(len(again))]), first)
 
 
+@every_pass
 def test_window_dataset_fits_on_this_backend(ett_fake):
     ett, _ = ett_fake
     train = datasets.WindowDataset(ett, "train", 24, 8, batch_size=1024, shuffle=True)

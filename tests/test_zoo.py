@@ -26,7 +26,10 @@ import keras
 import grukit.zoo as zoo
 from grukit.__main__ import main
 from grukit.zoo import presets
-from conftest import BACKEND, DATA_DIR, REPO, once, require_data
+from conftest import BACKEND, DATA_DIR, REPO, once, require_data, one_pass
+
+#: tests without a pass of their own run once, in this pass (conftest.py)
+ONE_PASS = one_pass("torch", "jax", "tensorflow", why="zoo behaviour, on one backend")
 
 ETT_CSV = os.path.join(DATA_DIR, "ett", "ETTh1.csv")
 needs_data = pytest.mark.needs_data(ETT_CSV)
@@ -594,7 +597,7 @@ def test_export_of_the_jax_trained_preset_serves_without_grukit(tmp_path):
     np.testing.assert_allclose(served, ett.predict(model, window), rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.skipif(BACKEND == "tensorflow", reason="the delegation from JAX/PyTorch")
+@one_pass("torch", "jax", why="the delegation to TensorFlow from another backend")
 def test_export_on_another_backend_runs_under_tensorflow(tmp_path, monkeypatch, caplog):
     import logging
 

@@ -22,6 +22,9 @@ from grukit.zoo.models.char_lm.model import CharLM, _runner, stream_loss
 from grukit.zoo.models.char_lm.preprocessing import build_vocabulary, decode, encode
 from conftest import BACKEND, DATA_DIR, REPO, require_data, one_pass
 
+#: tests without a pass of their own run once, in this pass (conftest.py)
+ONE_PASS = one_pass("torch", "jax", "tensorflow", why="zoo behaviour, on one backend")
+
 TEXT = os.path.join(DATA_DIR, "tinyshakespeare", "input.txt")
 needs_data = pytest.mark.needs_data(TEXT)
 

@@ -19,7 +19,10 @@ import grukit.zoo as zoo
 from grukit.__main__ import main
 from grukit.zoo.models.ett_forecasting.model import SegRNN
 from grukit.zoo.models.ett_forecasting.preprocessing import read_window_csv
-from conftest import BACKEND, DATA_DIR, REPO, one_pass, to_np, require_data
+from conftest import BACKEND, DATA_DIR, REPO, every_pass, one_pass, to_np, require_data
+
+#: tests without a pass of their own run once, in this pass (conftest.py)
+ONE_PASS = one_pass("torch", "jax", "tensorflow", why="zoo behaviour, on one backend")
 
 ETT_CSV = os.path.join(DATA_DIR, "ett", "ETTh1.csv")
 HORIZONS = (96, 192, 336, 720)  # one committed preset each: preset/ (96), preset_h<H>/
@@ -221,6 +224,7 @@ def test_presets_use_the_configuration_their_search_chose(ett, by_horizon):
             meta["training"]["command"]
 
 
+@every_pass
 @needs_data
 def test_cli_evaluate_horizon_reproduces_the_preset(by_horizon, capsys, monkeypatch):
     """`grukit zoo evaluate --horizon H` reproduces the card's numbers; one horizon per backend
@@ -341,7 +345,7 @@ def test_cli_evaluate_committed_preset(committed, capsys, monkeypatch):
 
 
 # ------------------------------------------------------------------- search
-@one_pass("jax", "torch", "tensorflow", why="fastest to compile under JAX")
+@one_pass("torch", "jax", "tensorflow", why="one search is enough")
 @needs_data
 def test_local_search_writes_table_and_resumes(ett, data, tmp_path, capsys):
     hp = ett.hparams(quick=True, overrides={"max_train_windows": 64, "max_val_windows": 64})
@@ -364,7 +368,7 @@ def test_local_search_writes_table_and_resumes(ett, data, tmp_path, capsys):
     assert again[0]["val_loss"] <= again[1]["val_loss"]  # best first
 
 
-@one_pass("jax", "torch", "tensorflow", why="fastest to compile under JAX")
+@one_pass("torch", "jax", "tensorflow", why="one search is enough")
 @needs_data
 def test_search_time_limit_report_and_compare(ett, data, tmp_path, capsys, cli_log):
     """--time-limit starts no trial after the deadline (the search resumes later);

@@ -12,7 +12,7 @@ HORIZONS = (96, 192, 336, 720)
 
 # The tasks are backend-independent glue over the recipes, whose presets are checked on
 # every backend elsewhere: one pass is enough.
-pytestmark = one_pass("jax", "torch", "tensorflow", why="the tasks on one backend")
+pytestmark = one_pass("torch", "jax", "tensorflow", why="the tasks on one backend")
 
 
 def test_sentiment_classifier_takes_raw_text():

@@ -20,6 +20,9 @@ from grukit.zoo import tuning
 from conftest import DATA_DIR, REPO, once, one_pass
 from test_zoo import TINY, _env, _free_port, needs_data
 
+#: tests without a pass of their own run once, in this pass (conftest.py)
+ONE_PASS = one_pass("torch", "jax", "tensorflow", why="zoo behaviour, on one backend")
+
 
 def test_keras_tuner_internals_are_where_grukit_expects_them():
     """grukit.zoo._tuner_internals serves the chief's oracle with keras-tuner's own gRPC
@@ -154,7 +157,7 @@ def test_reload_keeps_finished_trials_off_the_queue(tmp_path, monkeypatch, capsy
     assert runs[2] not in (done.trial_id, broken.trial_id, running.trial_id)
 
 
-@one_pass("jax", "torch", "tensorflow", why="fastest to compile under JAX")
+@one_pass("torch", "jax", "tensorflow", why="one search is enough")
 @needs_data
 def test_interrupted_local_search_resumes_without_training_a_finished_trial_again(
         tmp_path, capsys, monkeypatch, cli_log):
@@ -321,7 +324,7 @@ def test_serve_oracle_ends_when_its_only_worker_is_lost(tmp_path, monkeypatch):
     assert state["ongoing_trials"] == {} and state["retry_queue"] == [trial.trial_id]
 
 
-@one_pass("jax", "torch", "tensorflow", why="fastest to compile under JAX")
+@one_pass("torch", "jax", "tensorflow", why="one search is enough")
 @needs_data
 def test_a_chief_left_without_workers_writes_the_tables_and_the_search_resumes(
         tmp_path, monkeypatch, capsys, cli_log):

@@ -151,7 +151,9 @@ def main(argv=None):
     """The ``grukit`` command. Returns the exit status (2 for a user error).
 
     Example:
-        >>> main(["variants"])
+        >>> from grukit.__main__ import main
+        >>> main(["variants", "--options"])
+        norm="layer"  ...
         0
     """
     import importlib.util

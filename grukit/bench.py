@@ -42,7 +42,7 @@ a fraction means the same on any machine.
 
 Example::
 
-    grukit bench --variants gru mgu mingru --backends jax torch --steps 100 --out runs/bench
+    $ grukit bench --variants gru mgu mingru --backends jax torch --steps 100 --out runs/bench
 """
 
 from __future__ import annotations

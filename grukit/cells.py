@@ -170,9 +170,13 @@ class GatedRNNCell(keras.layers.GRUCell):
             training).
 
     Example:
+        >>> import keras
+        >>> import numpy as np
+        >>> import grukit
         >>> cell = grukit.GatedRNNCell(32, variant="mgu2")
         >>> layer = keras.layers.RNN(cell, return_sequences=True)
-        >>> y = layer(np.zeros((4, 10, 8)))          # (4, 10, 32)
+        >>> tuple(layer(np.zeros((4, 10, 8))).shape)
+        (4, 10, 32)
     """
 
     variant: Variant = None  # class default, set by the named subclasses
@@ -729,8 +733,11 @@ class GRUCell(GatedRNNCell):
     ``reset_after``). Takes every :class:`GatedRNNCell` argument but ``variant``.
 
     Example:
+        >>> import keras
+        >>> import numpy as np
+        >>> import grukit
         >>> layer = keras.layers.RNN(grukit.GRUCell(64))
-        >>> layer(np.zeros((2, 7, 16))).shape
+        >>> tuple(layer(np.zeros((2, 7, 16))).shape)
         (2, 64)
     """
 
@@ -913,6 +920,7 @@ def get_cell(variant, units, **kwargs):
         **kwargs: any :class:`GatedRNNCell` argument.
 
     Example:
+        >>> import grukit
         >>> cell = grukit.get_cell("mgu2", units=64)
         >>> type(cell).__name__
         'MGU2Cell'

@@ -23,13 +23,18 @@ paths, so this module works on the JAX and PyTorch backends without it.
 
 Example::
 
-    $ export GRUKIT_DATA_DIR=/data/grukit      # holds imdb/ tinyshakespeare/ ett/
+    $ export GRUKIT_DATA_DIR=~/grukit-data      # holds imdb/ tinyshakespeare/ ett/
 
     >>> from grukit import datasets
-    >>> texts, labels = datasets.load_imdb("train")          # 20,000 reviews
-    >>> text = datasets.load_tiny_shakespeare("train")       # 1,003,854 chars
+    >>> texts, labels = datasets.load_imdb("train")
+    >>> len(texts), len(labels)
+    (20000, 20000)
+    >>> len(datasets.load_tiny_shakespeare("train"))
+    1003854
     >>> ett = datasets.load_ett()                            # ETTh1
-    >>> x, y = ett.windows("test", lookback=336, horizon=96) # (2785, 336, 7), (2785, 96, 7)
+    >>> x, y = ett.windows("test", lookback=336, horizon=96)
+    >>> x.shape, y.shape
+    ((2785, 336, 7), (2785, 96, 7))
 """
 
 from __future__ import annotations
@@ -280,8 +285,10 @@ def clear_cache():
 
     Example::
 
-        >>> texts, labels = load_imdb("test")
+        >>> from grukit.datasets import clear_cache, load_imdb
         >>> clear_cache()
+        >>> texts, labels = load_imdb("test")      # parses the archive (seconds)
+        >>> texts, labels = load_imdb("train")     # reuses it (milliseconds)
     """
     _read_imdb_archive.cache_clear()
     _read_imdb_dir.cache_clear()
@@ -378,11 +385,17 @@ def load_imdb(split="train", data_dir=None, path=None, download=True, limit=None
 
     Example::
 
-        >>> texts, labels = load_imdb("train", data_dir="/data/grukit")
-        >>> len(texts), labels[:3]
-        (20000, array([0, 0, 0]))
-        >>> x_val, y_val = load_imdb("validation", data_dir="/data/grukit")
+        >>> import os
+        >>> from grukit.datasets import load_imdb
+        >>> texts, labels = load_imdb("train", data_dir=os.environ["GRUKIT_DATA_DIR"])
+        >>> len(texts), labels[:3], labels.dtype
+        (20000, array([0, 0, 0]), dtype('int64'))
+        >>> x_val, y_val = load_imdb("validation")      # data_dir: $GRUKIT_DATA_DIR
+        >>> len(x_val), int(y_val.sum()), set(x_val) & set(texts)
+        (5000, 2500, set())
         >>> few, y = load_imdb("test", limit=100)    # 50 neg + 50 pos, for quick runs
+        >>> len(few), int(y.sum())
+        (100, 50)
     """
     if split not in _IMDB_SPLITS:
         raise ValueError(f"load_imdb: unknown split {split!r}; expected one of {_IMDB_SPLITS}")
@@ -447,7 +460,9 @@ def load_tiny_shakespeare(split="train", data_dir=None, path=None, download=True
 
     Example::
 
-        >>> text = load_tiny_shakespeare("train", data_dir="/data/grukit")
+        >>> import os
+        >>> from grukit.datasets import load_tiny_shakespeare
+        >>> text = load_tiny_shakespeare("train", data_dir=os.environ["GRUKIT_DATA_DIR"])
         >>> len(text), text[:14]
         (1003854, 'First Citizen:')
         >>> len(load_tiny_shakespeare("validation"))
@@ -504,13 +519,16 @@ class ETTData:
 
     Example::
 
+        >>> from grukit.datasets import load_ett
         >>> ett = load_ett()
         >>> ett.values.shape, ett.freq, ett.borders["test"]
         ((17420, 7), 'h', (11520, 14400))
         >>> x, y = ett.windows("test", lookback=336, horizon=96)
         >>> x.shape, y.shape
         ((2785, 336, 7), (2785, 96, 7))
-        >>> mse = ((model.predict(x) - y) ** 2).mean()     # on the scaled data, as papers do
+        >>> naive = x[:, -1:]                    # a baseline: the last row, repeated
+        >>> round(float(((naive - y) ** 2).mean()), 3)     # MSE on the scaled data, as papers
+        1.294
     """
 
     name: str
@@ -526,15 +544,28 @@ class ETTData:
     def scale(self, x):
         """``(x - mean) / std`` (float32), for any array whose last axis is the 7 columns.
 
-        Example: ``ett.scale(ett.values[:10])``.
+        Example:
+            >>> from grukit.datasets import load_ett
+            >>> ett = load_ett()
+            >>> x = ett.scale(ett.values[:10])
+            >>> x.shape, x.dtype
+            ((10, 7), dtype('float32'))
         """
         return ((np.asarray(x, dtype=np.float32) - self.mean) / self.std).astype(np.float32)
 
     def inverse(self, x):
         """``x * std + mean`` (float32): undoes :meth:`scale`; last axis = the 7 columns.
 
-        Example: ``ett.inverse(model.predict(x))`` gives forecasts in the CSV's units.
-        For the target alone: ``y_ot * ett.std[-1] + ett.mean[-1]``.
+        ``ett.inverse(model.predict(x))`` gives forecasts in the CSV's units. For the target
+        alone: ``y_ot * ett.std[-1] + ett.mean[-1]``.
+
+        Example:
+            >>> import numpy as np
+            >>> from grukit.datasets import load_ett
+            >>> ett = load_ett()
+            >>> rows = ett.values[:10]
+            >>> np.allclose(ett.inverse(ett.scale(rows)), rows, atol=1e-3)
+            True
         """
         return (np.asarray(x, dtype=np.float32) * self.std + self.mean).astype(np.float32)
 
@@ -551,7 +582,14 @@ class ETTData:
         are ``values[b1:b2]`` for ``(b1, b2) = borders[name]``: 8640 / 2880 / 2880 rows
         for hourly data.
 
-        Example: ``ett.split("train").mean(axis=0)`` is ~0 per column.
+        Example:
+            >>> import numpy as np
+            >>> from grukit.datasets import load_ett
+            >>> ett = load_ett()
+            >>> ett.split("train").shape, ett.split("test", scaled=False).shape
+            ((8640, 7), (2880, 7))
+            >>> np.allclose(ett.split("train").mean(axis=0), 0, atol=1e-4)  # ~0 per column
+            True
         """
         b1, b2 = self.borders[self._split_name(name)]
         rows = self.values[b1:b2]
@@ -561,7 +599,11 @@ class ETTData:
         """How many windows :meth:`windows` returns: ``(b2 - b1) - horizon + 1`` for
         ``"val"``/``"test"``, ``b2 - lookback - horizon + 1`` for ``"train"`` (b1 = 0).
 
-        Example: ``ett.num_windows("test", 336, 96) == 2785``.
+        Example:
+            >>> from grukit.datasets import load_ett
+            >>> ett = load_ett()
+            >>> ett.num_windows("test", 336, 96), ett.num_windows("train", 336, 96)
+            (2785, 8209)
         """
         start, stop = self._segment_bounds(split, lookback, horizon)
         return stop - start - lookback - horizon + 1
@@ -602,6 +644,7 @@ class ETTData:
 
         Example::
 
+            >>> from grukit.datasets import load_ett
             >>> x, y = load_ett().windows("val", lookback=96, horizon=24)
             >>> x.shape, y.shape
             ((2857, 96, 7), (2857, 24, 7))
@@ -722,10 +765,16 @@ def load_ett(path=None, name=None, data_dir=None, download=True):
 
     Example::
 
-        >>> ett = load_ett(data_dir="/data/grukit")            # ett/ETTh1.csv
-        >>> ett.values.shape, ett.split("train").shape
-        ((17420, 7), (8640, 7))
-        >>> ett2 = load_ett(path="ETTh2.csv")                   # any ETT-format CSV
+        >>> import os
+        >>> import shutil
+        >>> from grukit.datasets import load_ett
+        >>> ett = load_ett(data_dir=os.environ["GRUKIT_DATA_DIR"])    # its ett/ETTh1.csv
+        >>> ett.name, ett.values.shape, ett.split("train").shape
+        ('ETTh1', (17420, 7), (8640, 7))
+        >>> _ = shutil.copy(ett.source, "station.csv")
+        >>> other = load_ett(path="station.csv")                    # any ETT-format CSV
+        >>> other.name, other.freq
+        ('station', 'h')
     """
     if path is not None:
         found = _explicit_path(path, "load_ett")
@@ -802,6 +851,8 @@ class Batches(keras.utils.PyDataset):
 
     Example::
 
+        >>> import numpy as np
+        >>> from grukit.datasets import Batches
         >>> x, y = np.arange(10.0)[:, None], np.arange(10.0)
         >>> ds = Batches(lambda i: (x[i], y[i]), size=10, batch_size=4, shuffle=True, seed=0)
         >>> len(ds), ds[2][0].shape              # 4 + 4 + 2 examples
@@ -840,7 +891,12 @@ class Batches(keras.utils.PyDataset):
 
         Example::
 
+            >>> import numpy as np
+            >>> from grukit.datasets import Batches
+            >>> x, y = np.zeros((100, 5)), np.arange(100)
             >>> ds = Batches.of_arrays((x, y), batch_size=32, shuffle=True)
+            >>> [len(ds[i][1]) for i in range(len(ds))]
+            [32, 32, 32, 4]
         """
         arrays = tuple(arrays)
         if len({len(a) for a in arrays}) != 1:
@@ -886,16 +942,20 @@ class WindowDataset(Batches):
     sees every window. With ``shuffle=True`` the window order is a permutation drawn
     from ``seed`` and the epoch number, redrawn after every epoch (:class:`Batches`);
     otherwise windows come in time order. Extra keyword arguments (``workers``,
-    ``use_multiprocessing``, ``max_queue_size``) go to ``PyDataset``.
+    ``use_multiprocessing``, ``max_queue_size``) go to ``PyDataset``. Train with
+    ``model.fit(train, validation_data=val)``.
 
     Example::
 
+        >>> from grukit.datasets import WindowDataset, load_ett
         >>> ett = load_ett()
         >>> train = WindowDataset(ett, "train", lookback=96, horizon=24, batch_size=64, shuffle=True)
         >>> val = WindowDataset(ett, "val", 96, 24, 64)
         >>> len(val), val.num_windows            # 2857 windows -> 44 full batches + 1 of 41
         (45, 2857)
-        >>> model.fit(train, validation_data=val, epochs=10)
+        >>> x, y = train[0]
+        >>> x.shape, y.shape
+        ((64, 96, 7), (64, 24, 7))
     """
 
     def __init__(self, data, split, lookback, horizon, batch_size=32, shuffle=False, seed=0,

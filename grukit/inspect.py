@@ -44,8 +44,11 @@ def gate_activations(layer_or_cell, inputs, initial_state=None, mask=None):
         (``f = r = 1 - z``), and ``"h"``, the states.
 
     Example:
+        >>> import numpy as np
+        >>> import grukit
         >>> cell = grukit.MGUCell(8)
-        >>> g = grukit.gate_activations(cell, np.random.rand(2, 20, 3))
+        >>> x = np.random.default_rng(0).random((2, 20, 3))
+        >>> g = grukit.gate_activations(cell, x)
         >>> sorted(g), g["f"].shape
         (['f', 'h', 'r', 'z'], (2, 20, 8))
     """

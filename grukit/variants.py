@@ -308,6 +308,7 @@ def cell_options() -> list:
         :class:`grukit.GatedRNNCell` for the full contract.
 
     Example:
+        >>> import grukit
         >>> [o.argument for o in grukit.cell_options()][:2]
         ['norm="layer"', 'norm="rms"']
     """
@@ -322,6 +323,7 @@ def variants() -> list:
         formula via ``param_formula`` / ``param_count``).
 
     Example:
+        >>> import grukit
         >>> [v.name for v in grukit.variants()][:4]
         ['gru', 'gru1', 'gru2', 'gru3']
     """

@@ -7,7 +7,6 @@ keras.utils.get_file. Tests that do not depend on the backend and cost seconds
 (the full IMDB parse, TensorFlow/tfds imports, the no-TensorFlow subprocess)
 run once, in the TensorFlow pass.
 """
-import inspect
 import io
 import math
 import os
@@ -109,16 +108,6 @@ def _ett_csv(path, rows=14400, minutes=60, columns=None, seed=0, offset=0.0, edi
 def ett_fake(tmp_path_factory):
     path, vals = _ett_csv(tmp_path_factory.mktemp("ett") / "ETTh1.csv")
     return datasets.load_ett(path=path), vals
-
-
-# ------------------------------------------------------------ docstrings
-def test_public_api_has_docstrings_with_examples():
-    for name in datasets.__all__:
-        obj = getattr(datasets, name)
-        if inspect.isclass(obj) or inspect.isfunction(obj):
-            assert "Example" in (obj.__doc__ or ""), name
-    for meth in ("scale", "inverse", "split", "windows", "num_windows"):
-        assert "Example" in getattr(datasets.ETTData, meth).__doc__, meth
 
 
 # ------------------------------------------------------------------ IMDB

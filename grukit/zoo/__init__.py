@@ -11,19 +11,29 @@ modules: ``from grukit.zoo.models.ett_forecasting.model import SegRNN``.
 
 Example::
 
-    import grukit.zoo
+    >>> import grukit.zoo
+    >>> from grukit.datasets import load_ett
+    >>> for entry in grukit.zoo.list():
+    ...     print(entry.name, entry.status)
+    imdb-sentiment ready
+    char-lm ready
+    ett-forecasting ready
+    >>> model = grukit.zoo.load("ett-forecasting")     # a Keras model, any backend
+    >>> ett = grukit.zoo.get("ett-forecasting")        # its recipe
+    >>> window = load_ett().values[-model.lookback:]   # [lookback, 7], the CSV's units
+    >>> ett.predict(model, window).shape               # the next 96 hours, the CSV's units
+    (96, 7)
 
-    for entry in grukit.zoo.list():
-        print(entry.name, entry.status, entry.description)
-    model = grukit.zoo.load("ett-forecasting")            # a Keras model, any backend
-    ett = grukit.zoo.get("ett-forecasting")               # its recipe
-    forecast = ett.predict(model, window)                  # window [lookback, 7], original units
-
-    # keras-hub-style tasks: the user's raw input in, the answer out
-    clf = grukit.zoo.SentimentClassifier.from_preset("imdb-sentiment")
-    clf.predict(["a joyless film"])                        # P(positive)
-    grukit.zoo.CharLM.from_preset("char-lm").generate("ROMEO:", 100, temperature=0.8, seed=1)
-    grukit.zoo.Forecaster.from_preset("ett-forecasting", horizon=336).predict(window)
+    >>> # keras-hub-style tasks: the user's raw input in, the answer out
+    >>> clf = grukit.zoo.SentimentClassifier.from_preset("imdb-sentiment")
+    >>> clf.predict(["a joyless film", "a little gem"]).shape     # P(positive) of each
+    (2,)
+    >>> lm = grukit.zoo.CharLM.from_preset("char-lm")
+    >>> len(lm.generate("ROMEO:", 10, temperature=0.8, seed=1))
+    10
+    >>> fc = grukit.zoo.Forecaster.from_preset("ett-forecasting", horizon=336)
+    >>> fc.predict(window).shape
+    (336, 7)
 
 Importing this package imports neither TensorFlow nor keras-tuner.
 """
@@ -62,6 +72,7 @@ class ZooEntry:
         directory: ``pathlib.Path`` of the model's package directory.
 
     Example:
+        >>> import grukit.zoo
         >>> sorted(e.name for e in grukit.zoo.list() if e.status == "ready")
         ['char-lm', 'ett-forecasting', 'imdb-sentiment']
     """
@@ -76,6 +87,7 @@ def zoo_dir():
     """The directory of :mod:`grukit.zoo.models`, which holds one package per model.
 
     Example:
+        >>> import grukit.zoo
         >>> (grukit.zoo.zoo_dir() / "ett_forecasting" / "hparams.json").is_file()
         True
     """
@@ -105,9 +117,15 @@ def get(name):
         ValueError: unknown name (listing the known ones).
 
     Example:
+        >>> import grukit.zoo
         >>> ett = grukit.zoo.get("ett-forecasting")
         >>> ett.default_hparams()["variant"]
         'gru'
+        >>> grukit.zoo.get("ett_forecasting") is ett
+        True
+        >>> grukit.zoo.get("weather")
+        Traceback (most recent call last):
+        ValueError: Unknown zoo model 'weather'. Expected one of: imdb-sentiment, char-lm, ett-forecasting.
     """
     key = _canonical(name)
     recipe = _RECIPES.get(key)
@@ -124,6 +142,7 @@ def list():  # noqa: A001 -- the zoo's public API is grukit.zoo.list()
     committed preset) or ``"broken: ..."`` (the recipe fails to import).
 
     Example:
+        >>> import grukit.zoo
         >>> [(e.name, e.status) for e in grukit.zoo.list()]
         [('imdb-sentiment', 'ready'), ('char-lm', 'ready'), ('ett-forecasting', 'ready')]
     """
@@ -157,8 +176,12 @@ def load(name, preset=None):
         ValueError: unknown name. FileNotFoundError: no recipe, or no preset there.
 
     Example:
+        >>> import grukit.zoo
         >>> model = grukit.zoo.load("ett-forecasting")
-        >>> model.zoo_preset.metadata["metrics"]["test"]
+        >>> type(model).__name__, model.lookback, model.horizon
+        ('SegRNN', 720, 96)
+        >>> round(model.zoo_preset.metadata["metrics"]["test"]["mse"], 3)
+        0.356
     """
     return get(name).load(preset)
 
@@ -167,7 +190,11 @@ def from_preset(path):
     """Load any zoo preset directory; the model's recipe is named in its ``metadata.json``.
 
     Example:
-        >>> model = grukit.zoo.from_preset("runs/ett/preset")
+        >>> import grukit.zoo
+        >>> path = grukit.zoo.get("imdb-sentiment").preset_dir()  # or a ``zoo train --out`` run's
+        >>> model = grukit.zoo.from_preset(path)
+        >>> model.zoo_preset.metadata["model"], type(model).__name__
+        ('imdb-sentiment', 'SentimentModel')
     """
     path = Path(path)
     if not (path / "metadata.json").is_file() and (path / "preset" / "metadata.json").is_file():

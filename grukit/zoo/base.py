@@ -118,7 +118,9 @@ class Rule:
         expected: what a valid value is, in words (``"a positive integer"``).
 
     Example:
+        >>> from grukit.zoo.base import Rule
         >>> rule = Rule.integer(0).explain("0 = every review")
+        >>> rule.check("imdb-sentiment", "train_limit", 2000)       # fine: nothing happens
         >>> rule.check("imdb-sentiment", "train_limit", -1)
         Traceback (most recent call last):
         ValueError: imdb-sentiment: hyperparameter 'train_limit' must be a non-negative integer (0 = every review); got -1.
@@ -220,6 +222,7 @@ class ZooConfig:
             exactly as it was trained.
 
     Example:
+        >>> from grukit.zoo.models.ett_forecasting.config import EttConfig
         >>> cfg = EttConfig.from_dict({"variant": "mgu2", "units": 128})
         >>> cfg.units, cfg.to_dict()["variant"]
         (128, 'mgu2')
@@ -292,6 +295,7 @@ def parse_value(text):
     """A ``--set`` value: JSON when it parses (numbers, booleans, lists), else the string.
 
     Example:
+        >>> from grukit.zoo.base import parse_value
         >>> parse_value("0.5"), parse_value("true"), parse_value("mgu2")
         (0.5, True, 'mgu2')
     """
@@ -306,7 +310,13 @@ def set_seed(seed):
     (see :func:`grukit.zoo.presets.tensorflow_optional`).
 
     Example:
+        >>> import numpy as np
+        >>> from grukit.zoo.base import set_seed
         >>> set_seed(0)
+        >>> first = np.random.rand()
+        >>> set_seed(0)
+        >>> np.random.rand() == first
+        True
     """
     import keras
 
@@ -323,8 +333,15 @@ def text_batch(inputs, model, noun):
             naming ``model`` and what was expected (``noun``: "review", "prompt").
 
     Example:
+        >>> from grukit.zoo.base import text_batch
         >>> text_batch("a fine film", "imdb-sentiment", "review")
         (True, ['a fine film'])
+        >>> text_batch(("a fine film", "dull"), "imdb-sentiment", "review")
+        (False, ['a fine film', 'dull'])
+        >>> text_batch({"a fine film"}, "imdb-sentiment", "review")
+        Traceback (most recent call last):
+        ValueError: imdb-sentiment: expected a review (str) or a 1-D sequence of reviews;
+        got a set (unordered).
     """
     import numpy as np
 
@@ -362,8 +379,15 @@ class TrainResult:
         resumed_from: the epoch training resumed from (0 for a fresh run).
 
     Example:
-        >>> result = ett.train(ett.hparams(quick=True), data, "runs/ett", quick=True)
-        >>> result.metrics["test"]["mse"], result.preset
+        >>> import grukit.zoo
+        >>> ett = grukit.zoo.get("ett-forecasting")
+        >>> tiny = {"epochs": 1, "units": 8, "lookback": 48, "horizon": 24, "batch_size": 1024}
+        >>> hp = ett.hparams(quick=True, overrides=tiny)
+        >>> result = ett.train(hp, ett.load_data(), "runs/ett", verbose=0)
+        >>> result.preset.as_posix(), result.resumed_from, sorted(result.metrics["test"])
+        ('runs/ett/preset', 0, ['mae', 'mse', 'windows'])
+        >>> result.model.zoo_preset.metadata == result.metadata
+        True
     """
 
     def __init__(self, model, metrics, preset, metadata, resumed_from):
@@ -409,11 +433,19 @@ class ZooModel:
         :meth:`add_arguments`, :meth:`options_from_args`, :meth:`run_predict`.
 
     Example:
+        >>> import grukit.zoo
+        >>> from grukit.zoo import ZooModel
         >>> ett = grukit.zoo.get("ett-forecasting")
+        >>> isinstance(ett, ZooModel), ett.objective, ett.direction
+        (True, 'val_loss', 'min')
+        >>> ett.profiles()
+        ['quick', 'cpu', 'preset-h96', 'preset-h192', 'preset-h336', 'preset-h720']
         >>> hp = ett.hparams(quick=True, overrides={"variant": "mgu2"})
-        >>> data = ett.load_data(data_dir="data")
-        >>> result = ett.train(hp, data, out="runs/ett", quick=True)
-        >>> result.metrics["test"]
+        >>> hp["variant"], hp["units"], hp["epochs"]
+        ('mgu2', 32, 3)
+        >>> model = ett.build(hp, ett.load_data())      # what ett.train(hp, data, out) trains
+        >>> model.lookback, model.horizon
+        (96, 96)
     """
 
     name = ""
@@ -454,7 +486,15 @@ class ZooModel:
         ``quick`` the space should be small and cheap.
 
         Example:
-            >>> {"variant": hp.Choice("variant", ["gru", "mgu2"]), "units": hp.Choice("units", [64, 128])}
+            >>> import keras_tuner
+            >>> import grukit.zoo
+            >>> ett = grukit.zoo.get("ett-forecasting")
+            >>> hp = keras_tuner.HyperParameters()
+            >>> values = ett.search_space(hp, ett.hparams(quick=True), quick=True)
+            >>> values["variant"], values["units"]           # each choice's first value
+            ('gru', 16)
+            >>> sorted(hp.values) == sorted(values)
+            True
         """
         raise NotImplementedError
 
@@ -611,8 +651,15 @@ class ZooModel:
             ValueError: an unknown key, profile or a bad value, naming what was expected.
 
         Example:
+            >>> import grukit.zoo
+            >>> ett = grukit.zoo.get("ett-forecasting")
             >>> ett.hparams(quick=True, overrides={"variant": "mgu2"})["units"]
             32
+            >>> ett.hparams(profile="preset-h336")["horizon"]
+            336
+            >>> ett.hparams(overrides={"colour": "red"})
+            Traceback (most recent call last):
+            ValueError: ett-forecasting: unknown hyperparameter 'colour'. Known: batch_size, ...
         """
         cls = self.config()
         if base is not None:  # keras-tuner's own entries ("tuner/epochs", ...) are not ours
@@ -703,7 +750,15 @@ class ZooModel:
             ``(metrics, metadata)``.
 
         Example:
-            >>> metrics, meta = ett.evaluate_preset(split="test", data_dir="data")
+            >>> import grukit.zoo
+            >>> ett = grukit.zoo.get("ett-forecasting")
+            >>> data = ett.load_data()                     # ETTh1 from $GRUKIT_DATA_DIR
+            >>> tiny = {"epochs": 1, "units": 8, "lookback": 48, "horizon": 24, "batch_size": 1024}
+            >>> _ = ett.train(ett.hparams(quick=True, overrides=tiny), data, "runs/ett",
+            ...               verbose=0)
+            >>> metrics, meta = ett.evaluate_preset("runs/ett", data=data)  # a preset or a run folder
+            >>> metrics["windows"], abs(metrics["mse"] - meta["metrics"]["test"]["mse"]) < 1e-6
+            (2857, True)
         """
         if split not in ("test", "validation"):
             raise ValueError(f"split must be 'test' or 'validation'; got {split!r}.")

@@ -2,15 +2,15 @@
 
 Examples::
 
-    grukit zoo list
-    grukit zoo train ett-forecasting --quick --out runs/ett            # preset in runs/ett/preset
-    grukit --backend jax zoo train ett-forecasting --horizon 192 --variant mgu2 --set units=256
-    grukit zoo tune ett-forecasting --tuner bayesian --max-trials 20 --out runs/ett-tune
-    grukit zoo tune ett-forecasting --max-trials 40 --time-limit 3600 --out runs/ett-tune
-    grukit zoo tune ett-forecasting --max-trials 40 --report --compare variant --out runs/ett-tune
-    grukit zoo evaluate ett-forecasting --preset runs/ett --split test
-    grukit zoo export ett-forecasting --out exports/ett                # TF SavedModel
-    grukit zoo predict ett-forecasting --index 0                       # or --input window.csv
+    $ grukit zoo list
+    $ grukit zoo train ett-forecasting --quick --out runs/ett          # preset in runs/ett/preset
+    $ grukit --backend jax zoo train ett-forecasting --horizon 192 --variant mgu2 --set units=256
+    $ grukit zoo tune ett-forecasting --tuner bayesian --max-trials 20 --out runs/ett-tune
+    $ grukit zoo tune ett-forecasting --max-trials 40 --time-limit 3600 --out runs/ett-tune
+    $ grukit zoo tune ett-forecasting --max-trials 40 --report --compare variant --out runs/ett-tune
+    $ grukit zoo evaluate ett-forecasting --preset runs/ett --split test
+    $ grukit zoo export ett-forecasting --out exports/ett              # TF SavedModel
+    $ grukit zoo predict ett-forecasting --index 0                     # or --input window.csv
 
 Options that belong to one model (ETT's ``--horizon``, ``--data``, ``--input``)
 come after its name; ``grukit zoo train NAME --help`` lists them. Bad input
@@ -46,9 +46,13 @@ def add_parser(sub, models=True):
     commands are declared (enough for ``grukit --help``, which then imports no backend).
 
     Example:
+        >>> import argparse
+        >>> from grukit.zoo.cli import add_parser
         >>> parser = argparse.ArgumentParser(prog="grukit")
-        >>> add_parser(parser.add_subparsers(dest="command"))
+        >>> zoo = add_parser(parser.add_subparsers(dest="command"))
         >>> args = parser.parse_args(["zoo", "train", "ett-forecasting", "--quick"])
+        >>> args.zoo_command, args.name, args.quick
+        ('train', 'ett-forecasting', True)
     """
     zoo = sub.add_parser("zoo", help="the model zoo: list, train, tune, evaluate, export, predict",
                          description=__doc__.split("\n\n")[0])
@@ -79,7 +83,13 @@ def common_options(p, command):
     """Add the options every zoo model accepts for ``command`` to ``p``.
 
     Example:
-        >>> common_options(argparse.ArgumentParser(), "train")
+        >>> import argparse
+        >>> from grukit.zoo.cli import common_options
+        >>> parser = argparse.ArgumentParser()
+        >>> common_options(parser, "train")
+        >>> args = parser.parse_args(["--quick", "--epochs", "2", "--set", "units=64"])
+        >>> args.quick, args.epochs, args.set_
+        (True, 2, ['units=64'])
     """
     if command in ("train", "tune", "evaluate", "predict"):
         p.add_argument("--data-dir", metavar="DIR",
@@ -157,7 +167,12 @@ def require_installed(module, extra, what):
     ``module`` is installed; does not import it.
 
     Example:
-        >>> require_installed("keras_tuner", "zoo", "grukit zoo tune")
+        >>> from grukit.zoo.cli import require_installed
+        >>> require_installed("json", "zoo", "grukit zoo tune")         # installed: nothing happens
+        >>> require_installed("no_such_module", "zoo", "grukit zoo tune")
+        Traceback (most recent call last):
+        grukit.zoo.cli.MissingDependency: grukit zoo tune needs no_such_module, which is not
+        installed: pip install 'grukit[zoo]' (or pip install no-such-module).
     """
     import importlib.util
 
@@ -172,7 +187,13 @@ def require(module, extra, what):
     'grukit[extra]'``.
 
     Example:
-        >>> plt = require("matplotlib.pyplot", "plot", "--plot")
+        >>> from grukit.zoo.cli import require
+        >>> require("json.decoder", "zoo", "--json").__name__
+        'json.decoder'
+        >>> require("no_such_module.pyplot", "plot", "--plot")
+        Traceback (most recent call last):
+        grukit.zoo.cli.MissingDependency: --plot needs no_such_module, which is not installed:
+        pip install 'grukit[plot]' (or pip install no_such_module).
     """
     import importlib
 

@@ -51,7 +51,15 @@ def export(recipe, out, preset=None, verify=True, verbose=True):
         ``pathlib.Path`` of the export.
 
     Example:
-        >>> ett.export("exports/ett")        # then tf.saved_model.load("exports/ett").serve(x)
+        >>> import os
+        >>> import grukit.zoo
+        >>> ett = grukit.zoo.get("ett-forecasting")
+        >>> path = ett.export("exports/ett")  # doctest: +SKIP
+        >>> os.makedirs("docs")                # not an export: never replaced
+        >>> open("docs/notes.md", "w").close()
+        >>> ett.export("docs")
+        Traceback (most recent call last):
+        FileExistsError: 'docs' exists and is neither empty nor a previous output of this command; ...
     """
     import keras
 
@@ -114,8 +122,11 @@ def verify_saved_model(path, sample, timeout=600):
         RuntimeError: loading or serving failed, or it imported grukit.
 
     Example:
-        >>> verify_saved_model("exports/ett", windows).shape       # windows [b, 720, 7]
-        (b, 96, 7)
+        >>> import numpy as np
+        >>> from grukit.zoo.export import verify_saved_model
+        >>> windows = np.zeros((2, 720, 7), "float32")    # for ``ett.export("exports/ett")``
+        >>> verify_saved_model("exports/ett", windows).shape  # doctest: +SKIP
+        (2, 96, 7)
     """
     import tempfile
 

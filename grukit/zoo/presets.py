@@ -53,8 +53,12 @@ class Preset:
         metadata: the parsed ``metadata.json`` (a plain dict).
 
     Example:
+        >>> import grukit.zoo
         >>> model = grukit.zoo.load("ett-forecasting")
-        >>> model.zoo_preset.metadata["metrics"]["test"]["mse"]
+        >>> model.zoo_preset.path.name, model.zoo_preset.metadata["model"]
+        ('preset', 'ett-forecasting')
+        >>> round(model.zoo_preset.metadata["metrics"]["test"]["mse"], 3)
+        0.356
     """
 
     def __init__(self, path, metadata):
@@ -80,8 +84,10 @@ def tensorflow_optional():
     internals move.
 
     Example:
+        >>> import keras
+        >>> from grukit.zoo.presets import tensorflow_optional
         >>> with tensorflow_optional():
-        ...     keras.utils.set_random_seed(0)
+        ...     keras.utils.set_random_seed(0)     # seeds without importing TensorFlow
     """
     import keras
 
@@ -108,8 +114,11 @@ def sha256_file(path, chunk=1 << 20):
     """The hex SHA-256 of a file.
 
     Example:
-        >>> sha256_file("data/ett/ETTh1.csv")[:8]
-        'f18de3ad'
+        >>> from pathlib import Path
+        >>> from grukit.zoo.presets import sha256_file
+        >>> _ = Path("hello.txt").write_text("hello")
+        >>> sha256_file("hello.txt")[:16]
+        '2cf24dba5fb0a30e'
     """
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -127,6 +136,7 @@ def hardware_info():
     every backend.
 
     Example:
+        >>> from grukit.zoo.presets import hardware_info
         >>> sorted(hardware_info())
         ['cpu_count', 'gpu', 'platform', 'processor']
     """
@@ -155,8 +165,12 @@ def versions_info():
     """grukit, Keras, backend (name and version), keras-tuner and Python versions.
 
     Example:
-        >>> versions_info()["backend"]
-        'jax'
+        >>> import keras
+        >>> import grukit
+        >>> from grukit.zoo.presets import versions_info
+        >>> info = versions_info()
+        >>> info["grukit"] == grukit.__version__, info["backend"] == keras.backend.backend()
+        (True, True)
     """
     import keras
 
@@ -178,8 +192,10 @@ def is_preset(path):
     """Whether ``path`` is a directory holding a preset (config, weights and metadata).
 
     Example:
-        >>> is_preset(grukit.zoo.get("ett-forecasting").preset_dir())
-        True
+        >>> import grukit.zoo
+        >>> from grukit.zoo.presets import is_preset
+        >>> is_preset(grukit.zoo.get("ett-forecasting").preset_dir()), is_preset("nowhere")
+        (True, False)
     """
     path = Path(path)
     return all((path / name).is_file() for name in (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE))
@@ -192,7 +208,14 @@ def read_metadata(path):
         FileNotFoundError: ``path`` is not a preset directory (naming the missing files).
 
     Example:
-        >>> read_metadata(grukit.zoo.get("ett-forecasting").preset_dir())["metrics"]["test"]["mse"]
+        >>> import grukit.zoo
+        >>> from grukit.zoo.presets import read_metadata
+        >>> metadata = read_metadata(grukit.zoo.get("ett-forecasting").preset_dir())
+        >>> metadata["model"], round(metadata["metrics"]["test"]["mse"], 3)
+        ('ett-forecasting', 0.356)
+        >>> read_metadata("nowhere")
+        Traceback (most recent call last):
+        FileNotFoundError: 'nowhere' is not a grukit zoo preset: missing config.json, ...
     """
     path = Path(path)
     if not is_preset(path):
@@ -217,8 +240,13 @@ def replace_dir(tmp, dest, looks_replaceable):
         FileExistsError: ``dest`` exists and is a file or an unrelated directory.
 
     Example:
+        >>> from pathlib import Path
+        >>> from grukit.zoo.presets import replace_dir, temp_sibling
         >>> tmp = temp_sibling("exports/ett")          # write into tmp, then
+        >>> _ = (tmp / "saved_model.pb").write_bytes(b"...")
         >>> replace_dir(tmp, "exports/ett", lambda d: (d / "saved_model.pb").is_file())
+        >>> [p.as_posix() for p in Path("exports").rglob("*")]
+        ['exports/ett', 'exports/ett/saved_model.pb']
     """
     tmp, dest = Path(tmp), Path(dest)
     check_replaceable(dest, looks_replaceable)
@@ -239,7 +267,14 @@ def check_replaceable(dest, looks_replaceable):
     """Raise ``FileExistsError`` unless ``dest`` is absent, empty or ``looks_replaceable``.
 
     Example:
+        >>> import os
+        >>> from grukit.zoo.presets import check_replaceable, is_preset
         >>> check_replaceable("runs/ett/preset", is_preset)     # before doing any work
+        >>> os.makedirs("notes")
+        >>> open("notes/todo.txt", "w").close()
+        >>> check_replaceable("notes", is_preset)
+        Traceback (most recent call last):
+        FileExistsError: 'notes' exists and is neither empty nor a previous output of this command; ...
     """
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():
@@ -255,7 +290,10 @@ def temp_sibling(dest, tag="tmp"):
     :func:`replace_dir` can rename it into place).
 
     Example:
-        >>> temp_sibling("runs/ett/preset")        # runs/ett/.preset.tmp-<pid>-<random>
+        >>> from grukit.zoo.presets import temp_sibling
+        >>> tmp = temp_sibling("runs/ett/preset")     # runs/ett/.preset.tmp-<pid>-<random>
+        >>> tmp.parent.as_posix(), tmp.name.startswith(".preset.tmp-"), tmp.is_dir()
+        ('runs/ett', True, True)
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -282,7 +320,14 @@ def save_preset(model, path, metadata, assets=None):
         ``pathlib.Path`` of the preset.
 
     Example:
-        >>> save_preset(model, "runs/ett/preset", {"model": "ett-forecasting", "metrics": {}})
+        >>> import keras
+        >>> from grukit.zoo.presets import load_preset, save_preset
+        >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        >>> path = save_preset(model, "runs/demo/preset", {"model": "demo", "metrics": {}})
+        >>> sorted(p.name for p in path.iterdir())
+        ['config.json', 'metadata.json', 'model.weights.h5']
+        >>> load_preset(path).zoo_preset.metadata["parameter_count"]
+        8
     """
     import keras
 
@@ -350,7 +395,11 @@ def load_preset(path, compile=False):
         The Keras model, with ``model.zoo_preset`` (:class:`Preset`) attached.
 
     Example:
+        >>> import grukit.zoo                  # registers the zoo models' classes
+        >>> from grukit.zoo.presets import load_preset
         >>> model = load_preset(grukit.zoo.get("ett-forecasting").preset_dir())
+        >>> type(model).__name__, model.zoo_preset.metadata["model"]
+        ('SegRNN', 'ett-forecasting')
     """
     import keras
 

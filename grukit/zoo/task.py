@@ -2,16 +2,10 @@
 
 A task holds a zoo model's Keras model (:attr:`Task.model`, the "backbone" a user can
 fine-tune with ``fit``) together with its preset's preprocessing, and answers in the
-user's terms::
-
-    clf = grukit.zoo.SentimentClassifier.from_preset("imdb-sentiment")
-    clf.predict(["a joyless film", "a little gem"])          # P(positive), float32 [2]
-
-    lm = grukit.zoo.CharLM.from_preset("char-lm")
-    lm.generate("ROMEO:", length=200, temperature=0.8, top_k=0, seed=1)
-
-    fc = grukit.zoo.Forecaster.from_preset("ett-forecasting", horizon=336)
-    fc.predict(window)            # [720, 7] in the CSV's units -> [336, 7] in the CSV's units
+user's terms: :class:`SentimentClassifier` takes reviews and gives P(positive),
+:class:`CharLM` continues a prompt, :class:`Forecaster` forecasts from a window in the
+data file's units, in those units (each class's example shows it; :mod:`grukit.zoo`'s
+shows all three).
 
 ``from_preset`` takes a zoo name (the committed preset) or a preset directory (for
 example one written by ``grukit zoo train`` or by :meth:`Task.save_to_preset`);
@@ -38,8 +32,11 @@ class Task:
         preset: the :class:`grukit.zoo.Preset` it came from (path and metadata).
 
     Example:
+        >>> import grukit.zoo
         >>> clf = grukit.zoo.SentimentClassifier.from_preset("imdb-sentiment")
         >>> clf.model.count_params() == clf.preset.metadata["parameter_count"]
+        True
+        >>> clf.recipe is grukit.zoo.get("imdb-sentiment")
         True
     """
 
@@ -71,7 +68,16 @@ class Task:
             FileNotFoundError: no preset at that path.
 
         Example:
-            >>> clf = SentimentClassifier.from_preset("runs/imdb/preset")
+            >>> import grukit.zoo
+            >>> from grukit.zoo import SentimentClassifier
+            >>> clf = SentimentClassifier.from_preset("imdb-sentiment")   # the committed one
+            >>> clf.preset.path == grukit.zoo.get("imdb-sentiment").preset_dir()
+            True
+            >>> SentimentClassifier.from_preset(clf.preset.path)           # a preset directory
+            SentimentClassifier.from_preset('...preset')
+            >>> SentimentClassifier.from_preset("char-lm")
+            Traceback (most recent call last):
+            ValueError: SentimentClassifier is the 'imdb-sentiment' task; got the zoo model 'char-lm'.
         """
         import grukit.zoo
 
@@ -92,9 +98,16 @@ class Task:
         weights, not these) and the source named there.
 
         Example:
-            >>> clf.model.fit(ids, labels, epochs=1)          # fine-tune
-            >>> clf.save_to_preset("runs/my-imdb")
-            >>> SentimentClassifier.from_preset("runs/my-imdb").predict("a fine film")
+            >>> import numpy as np
+            >>> from grukit.zoo import SentimentClassifier
+            >>> clf = SentimentClassifier.from_preset("imdb-sentiment")  # fine-tune clf.model, then
+            >>> path = clf.save_to_preset("runs/my-imdb")
+            >>> mine = SentimentClassifier.from_preset("runs/my-imdb")
+            >>> all(np.array_equal(a, b) for a, b in zip(mine.model.get_weights(),
+            ...                                          clf.model.get_weights()))
+            True
+            >>> mine.preset.metadata["metrics"], sorted(mine.preset.metadata["derived_from"])
+            ({}, ['date', 'metrics', 'preset'])
         """
         from grukit.zoo import presets
 
@@ -121,9 +134,11 @@ class SentimentClassifier(Task):
     """``imdb-sentiment`` as a task: raw reviews in, P(positive review) out.
 
     Example:
+        >>> from grukit.zoo import SentimentClassifier
         >>> clf = SentimentClassifier.from_preset("imdb-sentiment")
-        >>> clf.predict(["an overlong, joyless film", "a little gem"]).shape
-        (2,)
+        >>> p = clf.predict(["an overlong, joyless film", "a little gem"])
+        >>> p.shape, p.dtype, bool(p[0] < 0.5 < p[1])
+        ((2,), dtype('float32'), True)
     """
 
     zoo_name = "imdb-sentiment"
@@ -133,6 +148,8 @@ class SentimentClassifier(Task):
         (``float32 [n]``); see :meth:`ImdbSentiment.predict` for the accepted inputs.
 
         Example:
+            >>> from grukit.zoo import SentimentClassifier
+            >>> clf = SentimentClassifier.from_preset("imdb-sentiment")
             >>> clf.predict("a joyless film") < 0.5
             True
         """
@@ -143,8 +160,11 @@ class CharLM(Task):
     """``char-lm`` as a task: a prompt in, generated text out, O(1) work per character.
 
     Example:
+        >>> from grukit.zoo import CharLM
         >>> lm = CharLM.from_preset("char-lm")
-        >>> text = lm.generate("ROMEO:", length=100, temperature=0.8, seed=1)
+        >>> text = lm.generate("ROMEO:", length=10, temperature=0.8, seed=1)
+        >>> len(text), text == lm.generate("ROMEO:", length=10, temperature=0.8, seed=1)
+        (10, True)
     """
 
     zoo_name = "char-lm"
@@ -157,8 +177,12 @@ class CharLM(Task):
         prompt characters outside the vocabulary (``"error"`` or ``"skip"``).
 
         Example:
-            >>> lm.generate("ROMEO:", 20, temperature=0) == lm.generate("ROMEO:", 20, 0, seed=9)
+            >>> from grukit.zoo import CharLM
+            >>> lm = CharLM.from_preset("char-lm")
+            >>> lm.generate("ROMEO:", 10, temperature=0) == lm.generate("ROMEO:", 10, 0, seed=9)
             True
+            >>> [len(text) for text in lm.generate(["ROMEO:", "JULIET:"], 10)]
+            [10, 10]
         """
         return self.recipe.predict(self.model, prompt, self.preset, length=length,
                                    temperature=temperature, top_k=top_k, seed=seed,
@@ -173,8 +197,13 @@ class Forecaster(Task):
     (96, 192, 336 or 720).
 
     Example:
+        >>> from grukit.datasets import load_ett
+        >>> from grukit.zoo import Forecaster
         >>> fc = Forecaster.from_preset("ett-forecasting", horizon=192)
-        >>> fc.predict(window).shape           # window [720, 7]
+        >>> fc.lookback, fc.horizon
+        (720, 192)
+        >>> window = load_ett().values[-fc.lookback:]      # [720, 7], the CSV's units
+        >>> fc.predict(window).shape
         (192, 7)
     """
 
@@ -194,7 +223,14 @@ class Forecaster(Task):
         :meth:`EttForecasting.predict` for the checks.
 
         Example:
-            >>> fc.predict(data.values[-fc.lookback:]).shape
+            >>> import numpy as np
+            >>> from grukit.datasets import load_ett
+            >>> from grukit.zoo import Forecaster
+            >>> fc = Forecaster.from_preset("ett-forecasting")    # horizon 96
+            >>> values = load_ett().values
+            >>> fc.predict(values[-fc.lookback:]).shape
             (96, 7)
+            >>> fc.predict(np.stack([values[:720], values[-720:]])).shape
+            (2, 96, 7)
         """
         return self.recipe.predict(self.model, windows, self.preset, batch_size=batch_size)

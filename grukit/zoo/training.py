@@ -34,7 +34,8 @@ def train(recipe, hparams, data, out, epochs=None, seed=0, data_parallel=None, q
     ``out`` receives ``backup/`` (``keras.callbacks.BackupAndRestore``: the
     latest epoch's weights, optimizer state and epoch), ``checkpoints/best.weights.h5``
     (the best epoch on the validation objective), ``train_state.json`` (best value,
-    early-stopping counter, time spent), ``train_log.csv`` and finally ``preset/``.
+    early-stopping counter, time spent), ``train_log.csv`` and finally ``preset/``
+    (``backup/`` is deleted when training ends).
     Re-running the same command after an interruption (even ``kill -9``)
     resumes from the last completed epoch. A run that finished (``out/preset``
     exists) is not trained again: that raises ``FileExistsError`` unless
@@ -61,10 +62,20 @@ def train(recipe, hparams, data, out, epochs=None, seed=0, data_parallel=None, q
         FileExistsError: ``out`` holds a finished run and ``overwrite`` is false.
 
     Example:
+        >>> import grukit.zoo
+        >>> from grukit.zoo.training import train
         >>> ett = grukit.zoo.get("ett-forecasting")
-        >>> data = ett.load_data(data_dir="data")
-        >>> result = train(ett, ett.hparams(quick=True), data, "runs/ett", quick=True)
-        >>> result.metrics["test"]["mse"], result.preset
+        >>> data = ett.load_data()                     # ETTh1 from $GRUKIT_DATA_DIR
+        >>> tiny = {"epochs": 1, "units": 8, "lookback": 48, "horizon": 24, "batch_size": 1024}
+        >>> hp = ett.hparams(quick=True, overrides=tiny)
+        >>> result = train(ett, hp, data, "runs/ett", quick=True, verbose=0)
+        >>> result.preset.as_posix(), result.metrics["test"]["windows"]
+        ('runs/ett/preset', 2857)
+        >>> sorted(p.name for p in result.preset.parent.iterdir())
+        ['checkpoints', 'preset', 'train_log.csv', 'train_state.json']
+        >>> train(ett, hp, data, "runs/ett", quick=True)       # finished: overwrite=True retrains
+        Traceback (most recent call last):
+        FileExistsError: 'runs/ett' holds a finished run (its preset is 'runs/ett/preset'); ...
     """
     import keras
 

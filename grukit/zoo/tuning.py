@@ -35,6 +35,7 @@ class SearchIncomplete(RuntimeError):
     ``grukit zoo tune`` reports it as ``error: ...`` and exits with status 1.
 
     Example:
+        >>> from grukit.zoo.tuning import SearchIncomplete
         >>> issubclass(SearchIncomplete, RuntimeError)  # code catching RuntimeError still does
         True
     """
@@ -49,8 +50,16 @@ def hypermodel(recipe, data, hparams, quick=False, seed=0):
     stopping, and returns the best epoch's metrics plus ``time_s``.
 
     Example:
-        >>> hm = ett.hypermodel(data, ett.hparams(quick=True), quick=True)
-        >>> tuner = keras_tuner.RandomSearch(hm, objective="val_loss", max_trials=3)
+        >>> import keras_tuner
+        >>> import grukit.zoo
+        >>> ett = grukit.zoo.get("ett-forecasting")
+        >>> hm = ett.hypermodel(ett.load_data(), ett.hparams(quick=True), quick=True)
+        >>> hp = keras_tuner.HyperParameters()
+        >>> model = hm.build(hp)                   # each choice's first value
+        >>> hp.values["variant"], model.lookback
+        ('gru', 96)
+        >>> tuner = keras_tuner.RandomSearch(hm, objective="val_loss", max_trials=3,
+        ...                                  directory="runs/search")
     """
     import keras
     import keras_tuner
@@ -163,7 +172,16 @@ def tune(recipe, hparams, data, out, tuner="random", max_trials=10, epochs=None,
             which and how to resume.
 
     Example:
-        >>> rows = ett.tune(ett.hparams(quick=True), data, "runs/ett-tune", max_trials=4, quick=True)
+        >>> from pathlib import Path
+        >>> import grukit.zoo
+        >>> ett = grukit.zoo.get("ett-forecasting")
+        >>> hp = ett.hparams(quick=True, overrides={"horizon": 48, "batch_size": 512})
+        >>> rows = ett.tune(hp, ett.load_data(), "runs/ett-tune", max_trials=1, epochs=1,
+        ...                 quick=True, verbose=0)
+        >>> len(rows), rows[0]["status"]
+        (1, 'COMPLETED')
+        >>> sorted(p.name for p in Path("runs/ett-tune").iterdir())
+        ['best_hparams.json', 'trials.csv', 'trials.md', 'tune']
     """
     import keras_tuner
 

@@ -45,6 +45,7 @@ class CharLMConfig(ZooConfig):
             characters of the split (0: all of them).
 
     Example:
+        >>> from grukit.zoo.models.char_lm.config import CharLMConfig
         >>> cfg = CharLMConfig.from_dict({"units": 384, "depth": 3})
         >>> cfg.units, cfg.depth, cfg.to_dict()["seq_len"]
         (384, 3, 128)

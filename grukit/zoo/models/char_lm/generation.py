@@ -38,7 +38,10 @@ def uniform(seed, position):
     first generated one) for ``seed``: a 32-bit integer hash (``lowbias32``) of the two.
 
     Example:
+        >>> from grukit.zoo.models.char_lm.generation import uniform
         >>> uniform(1, 0) == uniform(1, 0) != uniform(2, 0)
+        True
+        >>> 0 <= uniform(1, 0) < 1
         True
     """
     x = _mul32(int(seed) & _M32, 0x9E3779B9) ^ _mul32((int(position) + 1) & _M32, 0x85EBCA6B)

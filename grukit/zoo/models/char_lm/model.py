@@ -48,8 +48,10 @@ class CharLM(keras.Model):
     advances one character.
 
     Example:
+        >>> import numpy as np
+        >>> from grukit.zoo.models.char_lm.model import CharLM
         >>> m = CharLM("\\n abc", units=16, depth=2, variant="mgu")
-        >>> m(np.zeros((2, 7), "int32")).shape
+        >>> tuple(m(np.zeros((2, 7), "int32")).shape)
         (2, 7, 5)
     """
 

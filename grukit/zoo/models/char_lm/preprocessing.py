@@ -25,6 +25,7 @@ def build_vocabulary(text):
     """The sorted distinct characters of ``text``.
 
     Example:
+        >>> from grukit.zoo.models.char_lm.preprocessing import build_vocabulary
         >>> build_vocabulary("abba\\n")
         '\\nab'
     """
@@ -43,8 +44,13 @@ def encode(text, vocabulary, unknown="error"):
             vocabulary) or ``"skip"`` (they are dropped).
 
     Example:
+        >>> from grukit.zoo.models.char_lm.preprocessing import encode
         >>> encode("aXb", "ab", unknown="skip")
         array([0, 1], dtype=int32)
+        >>> encode("aXb", "ab")
+        Traceback (most recent call last):
+        ValueError: char-lm: the prompt holds 1 character(s) outside the model's 2-character
+        vocabulary: 'X' (first at position 1). ...
     """
     if unknown not in UNKNOWN:
         raise ValueError(f"char-lm: unknown must be one of {UNKNOWN}; got {unknown!r}.")

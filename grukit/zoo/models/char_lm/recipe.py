@@ -12,11 +12,12 @@ zero state.
 
 Example::
 
+    >>> import grukit.zoo
     >>> lm = grukit.zoo.get("char-lm")
     >>> model = grukit.zoo.load("char-lm")
-    >>> text = lm.predict(model, "ROMEO:", length=200, temperature=0.8, seed=1)
+    >>> text = lm.predict(model, "ROMEO:", length=10, temperature=0.8, seed=1)
     >>> len(text)
-    200
+    10
 """
 
 from __future__ import annotations
@@ -56,10 +57,15 @@ class CharLanguageModel(ZooModel):
     ``max_eval_chars`` (the reported evaluation) cut the splits (0 = all).
 
     Example:
+        >>> import grukit.zoo
         >>> lm = grukit.zoo.get("char-lm")
-        >>> data = lm.load_data(data_dir="data")
-        >>> result = lm.train(lm.hparams(quick=True), data, "runs/char-lm", quick=True)
-        >>> lm.predict(result.model, "ROMEO:", length=100, temperature=0.8, seed=1)
+        >>> data = lm.load_data()                 # Tiny Shakespeare from $GRUKIT_DATA_DIR
+        >>> len(data.vocabulary), len(data.text["train"]), len(data.text["validation"])
+        (65, 1003854, 111540)
+        >>> hp = lm.hparams(quick=True)           # lm.train(hp, data, out) trains on:
+        >>> x, y = lm.dataset(data, hp, "train", training=True)[0]
+        >>> x.shape, y.shape, bool((x[:, 1:] == y[:, :-1]).all())    # y: x shifted by one
+        ((32, 64), (32, 64), True)
     """
 
     name = "char-lm"
@@ -195,7 +201,16 @@ class CharLanguageModel(ZooModel):
             ValueError: see :func:`generate`.
 
         Example:
-            >>> lm.predict(model, "ROMEO:", length=100, temperature=0.8, seed=1)
+            >>> import grukit.zoo
+            >>> lm = grukit.zoo.get("char-lm")
+            >>> model = grukit.zoo.load("char-lm")
+            >>> texts = lm.predict(model, ["ROMEO:", "JULIET:"], length=10, temperature=0)
+            >>> [len(text) for text in texts]
+            [10, 10]
+            >>> lm.predict(model, "ROMEO: 42", length=10)       # '4' and '2' are not in it
+            Traceback (most recent call last):
+            ValueError: char-lm: the prompt holds 2 character(s) outside the model's
+            65-character vocabulary: '24' (first at position 7). ...
         """
         single, prompts = text_batch(inputs, "char-lm", "prompt")
         texts = [generate(model, p, length, temperature, top_k, seed, unknown) for p in prompts]

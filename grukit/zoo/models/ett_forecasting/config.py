@@ -45,6 +45,7 @@ class EttConfig(ZooConfig):
             training (0: every window; evaluation always uses every window).
 
     Example:
+        >>> from grukit.zoo.models.ett_forecasting.config import EttConfig
         >>> cfg = EttConfig.from_dict({"horizon": 336, "variant": "mgu2"})
         >>> cfg.lookback, cfg.to_dict()["horizon"]
         (720, 336)

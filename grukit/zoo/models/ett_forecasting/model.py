@@ -54,8 +54,10 @@ class SegRNN(keras.Model):
     Call: ``x [batch, lookback, channels]`` -> ``[batch, horizon, channels]``.
 
     Example:
+        >>> import numpy as np
+        >>> from grukit.zoo.models.ett_forecasting.model import SegRNN
         >>> m = SegRNN(96, 96, 7, segment=24, units=64, variant="mgu2")
-        >>> m(np.zeros((2, 96, 7), "float32")).shape
+        >>> tuple(m(np.zeros((2, 96, 7), "float32")).shape)
         (2, 96, 7)
     """
 

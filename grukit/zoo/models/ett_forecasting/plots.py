@@ -17,7 +17,13 @@ def plot_forecast(path, window, forecast, truth=None, columns=None, column="OT",
         columns: the channel names; ``column`` is drawn (default OT).
 
     Example:
-        >>> plot_forecast("ot.png", x[0], ett.predict(model, x[0]), y[0], data.columns)
+        >>> import numpy as np
+        >>> from grukit.zoo.models.ett_forecasting.plots import plot_forecast
+        >>> columns = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
+        >>> window, forecast = np.zeros((96, 7)), np.ones((24, 7))   # [lookback, 7], [horizon, 7]
+        >>> plot_forecast("ot.png", window, forecast, columns=columns, title="OT")
+        >>> open("ot.png", "rb").read(4)
+        b'\\x89PNG'
     """
     from grukit.zoo.cli import require
 

@@ -3,9 +3,13 @@ serving and the command line, over the SegRNN-style model of :mod:`.model`.
 
 Example::
 
+    >>> import grukit.zoo
+    >>> from grukit.datasets import load_ett
     >>> ett = grukit.zoo.get("ett-forecasting")
     >>> model = grukit.zoo.load("ett-forecasting")
-    >>> ett.predict(model, window)        # window [lookback, 7] in the CSV's units -> [horizon, 7]
+    >>> window = load_ett().values[-model.lookback:]   # [lookback, 7] in the CSV's units
+    >>> ett.predict(model, window).shape               # -> [horizon, 7] in the CSV's units
+    (96, 7)
 """
 
 from __future__ import annotations
@@ -38,10 +42,17 @@ class EttForecasting(ZooModel):
     ``grukit/zoo/models/ett_forecasting/hparams.json``; ``--horizon`` sets ``horizon``.
 
     Example:
+        >>> import grukit.zoo
         >>> ett = grukit.zoo.get("ett-forecasting")
-        >>> data = ett.load_data(data_dir="data")
-        >>> result = ett.train(ett.hparams(quick=True), data, "runs/ett", quick=True)
-        >>> ett.predict(result.model, data.values[-96:])      # [96, 7] forecast, CSV units
+        >>> data = ett.load_data()                # ETTh1 from $GRUKIT_DATA_DIR
+        >>> data.name, data.values.shape
+        ('ETTh1', (17420, 7))
+        >>> hp = ett.hparams(quick=True)          # ett.train(hp, data, out) trains on:
+        >>> x, y = ett.dataset(data, hp, "train", training=True)[0]
+        >>> x.shape, y.shape                      # [batch, lookback, 7], [batch, horizon, 7]
+        ((64, 96, 7), (64, 96, 7))
+        >>> ett.committed_horizons()
+        [96, 192, 336, 720]
     """
 
     name = "ett-forecasting"
@@ -191,7 +202,11 @@ class EttForecasting(ZooModel):
         (default: horizon 96). With both, the preset must have that horizon.
 
         Example:
+            >>> import grukit.zoo
+            >>> ett = grukit.zoo.get("ett-forecasting")
             >>> model = ett.load(horizon=336)          # the package's preset_h336/
+            >>> model.horizon, model.zoo_preset.path.name
+            (336, 'preset_h336')
         """
         if preset is None and horizon is not None:
             preset = self.preset_for(horizon)
@@ -263,8 +278,17 @@ class EttForecasting(ZooModel):
                 NaN or infinite values -- naming what was expected.
 
         Example:
-            >>> ett.predict(model, data.values[-720:]).shape
+            >>> import grukit.zoo
+            >>> from grukit.datasets import load_ett
+            >>> ett = grukit.zoo.get("ett-forecasting")
+            >>> model = grukit.zoo.load("ett-forecasting")
+            >>> values = load_ett().values
+            >>> ett.predict(model, values[-720:]).shape
             (96, 7)
+            >>> ett.predict(model, values[-100:])
+            Traceback (most recent call last):
+            ValueError: ett-forecasting: this model forecasts from the last 720 rows (its
+            lookback); got 100 rows.
         """
         mean, std, columns = self._scaler(model, preset)
         try:

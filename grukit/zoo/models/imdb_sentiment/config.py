@@ -64,6 +64,7 @@ class ImdbConfig(ZooConfig):
             search) or ``"wide"`` (the second; ``recipe.SEARCH_SPACES``).
 
     Example:
+        >>> from grukit.zoo.models.imdb_sentiment.config import ImdbConfig
         >>> cfg = ImdbConfig.from_dict({"variant": "mgu2", "ngram_buckets": 0})
         >>> cfg.variant, cfg.to_dict()["refit"]
         ('mgu2', True)

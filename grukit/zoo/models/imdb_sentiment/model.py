@@ -74,6 +74,7 @@ class SentimentModel(keras.Model):
     of logits).
 
     Example:
+        >>> from grukit.zoo.models.imdb_sentiment.model import SentimentModel
         >>> m = SentimentModel(["", "[UNK]", "good", "bad"], 16, units=8, embedding_dim=8)
         >>> m.predict_texts(["good", "bad"]).shape
         (2,)
@@ -321,6 +322,7 @@ def nb_ratios(ids, labels, vocabulary_size, buckets, unigrams=False, alpha=1.0):
     Bucket 0 (no n-gram) gets 0; so does, up to the class balance, a bucket never seen.
 
     Example:
+        >>> from grukit.zoo.models.imdb_sentiment.model import nb_ratios
         >>> nb_ratios([[2, 3, 0], [2, 4, 0]], [1, 0], 5, 16)[[0, 14, 15]].round(3)
         array([ 0.   ,  0.693, -0.693], dtype=float32)
     """

@@ -45,6 +45,7 @@ def tokenize(text):
     """The tokens of one review (see the module docstring), pure Python.
 
     Example:
+        >>> from grukit.zoo.models.imdb_sentiment.preprocessing import tokenize
         >>> tokenize("Don't miss it!<br /><br />A GREAT film, Amélie-like.")
         ['dont', 'miss', 'it', '!', 'a', 'great', 'film', 'amélie', 'like']
     """
@@ -90,6 +91,7 @@ class ReviewTokenizer(keras.layers.Layer):
         truncate: ``"pre"``, ``"post"`` or ``"both"`` (see :func:`truncate_tokens`).
 
     Example:
+        >>> from grukit.zoo.models.imdb_sentiment.preprocessing import ReviewTokenizer
         >>> tok = ReviewTokenizer(["", "[UNK]", "film", "great"], 4)
         >>> tok.encode(["A great film!", ""])
         array([[1, 3, 2, 1], [0, 0, 0, 0]], dtype=int32)

@@ -9,10 +9,12 @@ reviews for the chosen number of epochs (vocabulary counted over them too).
 
 Example::
 
+    >>> import grukit.zoo
     >>> imdb = grukit.zoo.get("imdb-sentiment")
     >>> model = grukit.zoo.load("imdb-sentiment")
-    >>> imdb.predict(model, ["an overlong, joyless film", "a little gem"])
-    array([...], dtype=float32)                  # [P(positive) of each review]
+    >>> p = imdb.predict(model, ["an overlong, joyless film", "a little gem"])
+    >>> p.round(3)                               # P(positive) of each review
+    array([0.   , 0.999], dtype=float32)
 """
 
 from __future__ import annotations
@@ -72,10 +74,15 @@ class ImdbSentiment(ZooModel):
     ``val_limit`` and ``test_limit`` (0 = all) subset the splits (quick runs).
 
     Example:
+        >>> import grukit.zoo
         >>> imdb = grukit.zoo.get("imdb-sentiment")
-        >>> data = imdb.load_data(data_dir="data")
-        >>> result = imdb.train(imdb.hparams(quick=True), data, "runs/imdb", quick=True)
-        >>> imdb.predict(result.model, ["a dull, joyless film"])
+        >>> hp = imdb.hparams(quick=True)         # imdb.train(hp, data, out) trains on:
+        >>> hp["train_limit"], hp["val_limit"], hp["vocab_size"], hp["sequence_length"]
+        (2000, 500, 2000, 128)
+        >>> data = imdb.load_data()               # reviews from $GRUKIT_DATA_DIR
+        >>> ids, labels = data.encoded("validation", hp)
+        >>> ids.shape, int(labels.sum())          # token ids, balanced labels
+        ((500, 128), 250)
     """
 
     name = "imdb-sentiment"
@@ -229,8 +236,15 @@ class ImdbSentiment(ZooModel):
                 or a nested/multi-dimensional array.
 
         Example:
+            >>> import grukit.zoo
+            >>> imdb = grukit.zoo.get("imdb-sentiment")
+            >>> model = grukit.zoo.load("imdb-sentiment")
             >>> imdb.predict(model, "an overlong, joyless film") < 0.5
             True
+            >>> imdb.predict(model, {"a set of reviews"})
+            Traceback (most recent call last):
+            ValueError: imdb-sentiment: expected a review (str) or a 1-D sequence of reviews;
+            got a set (unordered).
         """
         if not isinstance(model, SentimentModel):
             raise ValueError(f"imdb-sentiment: predict needs the imdb-sentiment model "

@@ -34,15 +34,16 @@ import re
 import keras
 import pytest
 
-from conftest import BACKEND, DATA_DIR, REPO, require_data
+from conftest import BACKEND, DATA_DIR, PASSES, REPO, require_data
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 #: The backend-generic, cheap modules: their examples run in every backend's pass.
 EVERY_BACKEND = ("grukit.cells", "grukit.layers", "grukit.variants", "grukit.inspect")
 #: The pass that runs every other module's examples (they load presets, train tiny models):
 #: on PyTorch they take about half their TensorFlow time and a third or less of their JAX
-#: time (both compile every new model's functions). They pass on all three.
-DOCTEST_BACKEND = "torch"
+#: time (both compile every new model's functions). They pass on all three; when the run
+#: leaves PyTorch out, the first of JAX, TensorFlow that it includes.
+DOCTEST_BACKEND = next((b for b in ("torch", "jax", "tensorflow") if b in PASSES), BACKEND)
 
 IMDB = os.path.join(DATA_DIR, "imdb", "aclImdb_v1.tar.gz")
 SHAKESPEARE = os.path.join(DATA_DIR, "tinyshakespeare", "input.txt")

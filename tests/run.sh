@@ -59,7 +59,12 @@ if [ "$jobs" -le 1 ]; then
   done
 else
   # The passes side by side (each is mostly one busy thread); each one's output is shown
-  # whole when it ends, in the order the passes finish.
+  # whole when it ends, in the order the passes finish. One compute thread per process:
+  # three passes' thread pools on a few cores would only take turns.
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
+  export TF_NUM_INTRAOP_THREADS=${TF_NUM_INTRAOP_THREADS:-1}
+  export TF_NUM_INTEROP_THREADS=${TF_NUM_INTEROP_THREADS:-2}
+  export XLA_FLAGS=${XLA_FLAGS:---xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1}
   logs=$(mktemp -d)
   trap 'rm -rf "$logs"' EXIT
   for backend in $backends; do

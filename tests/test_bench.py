@@ -114,6 +114,7 @@ def test_train_flops_by_hand():
     assert bench.matmul_blocks("mgu") == (2, 2)
 
 
+@once  # NumPy and PyTorch matmuls: the same in every pass
 def test_machine_limit_reports_the_best_library():
     limit = bench.machine_limit(2, 4, [1, 3], size=16, chain=3, min_time=0.001,
                                 libraries=("numpy", "torch"))

@@ -80,7 +80,7 @@ def test_bench_command_end_to_end(tmp_path):
            "--impls", "grukit", "keras_gru", "--steps", "6", "--mingru-steps", "--batch", "2",
            "--features", "3", "--units", "4", "--repeats", "1", "--steps-per-repeat", "1",
            "--warmup", "1", "--sgemm-size", "64", "--out", str(out)]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((out / "results.json").read_text())
     assert len(report["results"]) == 2 and all("train" in r["result"] for r in report["results"])

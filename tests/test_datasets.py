@@ -597,7 +597,7 @@ def test_offline_loaders_work_without_tensorflow():
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3",
                GRUKIT_DATA_DIR=DATA_DIR)
     proc = subprocess.run([sys.executable, "-c", NO_TF], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-6000:]
     line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
     assert line == ["RESULT jax 25000 12500 111540 17420 6 True []"], proc.stdout[-3000:]

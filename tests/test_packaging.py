@@ -42,10 +42,10 @@ def test_wheel_installed_outside_the_checkout_serves_every_preset(tmp_path):
     away.mkdir()
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels),
-                    str(src)], check=True, capture_output=True, timeout=300)
+                    str(src)], check=True, capture_output=True, timeout=900)
     wheel, = wheels.glob("grukit-*.whl")
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+                   check=True, capture_output=True, timeout=900)
     env = dict(os.environ, PYTHONPATH=str(site), KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("GRUKIT_DATA_DIR", None)  # no data: the presets alone
     proc = subprocess.run([sys.executable, "-c", USE], cwd=away, env=env, capture_output=True,

@@ -91,7 +91,7 @@ BUILD_AND_SAVE = BUILD + textwrap.dedent('''
 ''')
 
 
-def _run(args, backend, cwd=REPO, timeout=420):
+def _run(args, backend, cwd=REPO, timeout=900):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run([sys.executable, *args], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)

@@ -66,7 +66,7 @@ def _env(backend="jax", **extra):
     return env
 
 
-def _grukit(args, backend="jax", timeout=300, **env):
+def _grukit(args, backend="jax", timeout=900, **env):
     proc = subprocess.run([sys.executable, "-m", "grukit", *args], env=_env(backend, **env),
                           cwd=REPO, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, (f"grukit {' '.join(args)} failed ({proc.returncode}):\n"
@@ -446,7 +446,7 @@ def test_import_grukit_zoo_does_not_import_tensorflow():
         print("RESULT", sorted(m for m in ("tensorflow", "keras_tuner") if m in sys.modules))
     """)
     proc = subprocess.run([sys.executable, "-c", code], env=_env("jax"), cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "RESULT []" in proc.stdout, proc.stdout
 
@@ -476,7 +476,7 @@ def test_distributed_tuning_chief_and_two_workers(tmp_path):
     outputs = {}
     try:
         for role, proc in procs.items():
-            outputs[role] = proc.communicate(timeout=300)[0]
+            outputs[role] = proc.communicate(timeout=900)[0]
             assert proc.returncode == 0, f"{role} failed:\n{outputs[role][-5000:]}"
     finally:
         for proc in procs.values():
@@ -727,7 +727,7 @@ def test_missing_data_fails_under_run_sh_and_skips_otherwise(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                "-rsf", str(tmp_path / "test_needs.py")], cwd=tmp_path,
                               env=_env("jax", GRUKIT_TEST_DATA=mode), capture_output=True,
-                              text=True, timeout=300)
+                              text=True, timeout=900)
         runs[mode] = (proc.returncode, proc.stdout)
     code, out = runs["required"]
     assert code == 1 and re.search(r"\b1 (failed|error)\b", out), out

@@ -277,14 +277,14 @@ def test_cli_predict_and_errors(trained):
     cmd = [sys.executable, "-m", "grukit", "zoo", "predict", "char-lm", "--preset",
            str(result.preset), "--prompt", "ROMEO:", "--length", "40", "--temperature", "0.8",
            "--top-k", "0", "--seed", "1"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO, timeout=300)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     expected = "ROMEO:" + zoo.get("char-lm").predict(result.model, "ROMEO:", length=40,
                                                      temperature=0.8, seed=1)
     assert proc.stdout == expected + "\n"
     assert "characters/s" in proc.stderr
     bad = subprocess.run(cmd[:-8] + ["--prompt", "ROMEO~", "--temperature", "-1"], env=env,
-                         capture_output=True, text=True, cwd=REPO, timeout=300)
+                         capture_output=True, text=True, cwd=REPO, timeout=900)
     assert bad.returncode == 2
     assert "error: char-lm: temperature must be >= 0" in bad.stderr
 

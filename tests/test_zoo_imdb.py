@@ -416,7 +416,7 @@ def test_cli_predict(trained):
     proc = subprocess.run(
         [sys.executable, "-m", "grukit", "zoo", "predict", "imdb-sentiment", "--preset",
          str(trained[0].preset), "an overlong, joyless film", ""],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 2
@@ -429,7 +429,7 @@ def test_cli_predict(trained):
     assert lines[1].startswith("0.5000") and "no tokens" in lines[1]
     proc = subprocess.run(
         [sys.executable, "-m", "grukit", "zoo", "predict", "imdb-sentiment", "--preset",
-         str(trained[0].preset)], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+         str(trained[0].preset)], capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
     assert proc.returncode == 2 and "nothing to score" in proc.stderr
 
 

@@ -56,6 +56,7 @@ def linear_scan(a, b):
         >>> keras.ops.convert_to_numpy(linear_scan(a, b))[0, :, 0].tolist()
         [1.0, 1.5, 1.75]
     """
+    a, b = ops.convert_to_tensor(a), ops.convert_to_tensor(b)  # NumPy inputs too, on torch
     if keras.backend.backend() == "jax":
         def combine(left, right):
             return left[0] * right[0], right[0] * left[1] + right[1]

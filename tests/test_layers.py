@@ -93,6 +93,8 @@ def test_linear_scan_matches_loop(steps):
         expected.append(h)
     got = to_np(linear_scan(keras.ops.convert_to_tensor(a), keras.ops.convert_to_tensor(b)))
     np.testing.assert_allclose(got, np.stack(expected, 1), atol=1e-5)
+    # NumPy arrays are accepted as well, on every backend (torch raised a TypeError)
+    np.testing.assert_allclose(to_np(linear_scan(a, b)), got, atol=1e-6)
 
 
 def test_mingru_unknown_length_falls_back_and_trains():

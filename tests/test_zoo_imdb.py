@@ -91,14 +91,19 @@ def test_tf_tokenizer_matches_python():
         np.testing.assert_array_equal(tok.tf_encode(tf.constant(raw)).numpy(), tok.encode(raw))
 
 
-def test_length_buckets():
-    """Batches are cut to their longest review (multiples of 64 steps)."""
+def _reviews_of_two_lengths():
+    """140 reviews of ids (padded to 128): 70 shorter than 64 tokens, 70 longer."""
     rng = np.random.default_rng(0)
     lengths = np.concatenate([rng.integers(1, 64, 70), rng.integers(65, 128, 70)])
     ids = np.zeros((140, 128), np.int32)
     for i, n in enumerate(lengths):
         ids[i, :n] = rng.integers(1, 50, n)
-    labels = (lengths > 64).astype(np.int64)
+    return ids, (lengths > 64).astype(np.int64)
+
+
+def test_length_buckets():
+    """Batches are cut to their longest review (multiples of 64 steps)."""
+    ids, labels = _reviews_of_two_lengths()
     for shuffle in (True, False):
         batches = review_batches(ids, labels, 35, shuffle=shuffle)
         steps = [batches[i][0].shape[1] for i in range(len(batches))]
@@ -110,12 +115,7 @@ def test_length_buckets():
 def test_length_buckets_fit_under_tensorflow():
     """On TF, fit must accept the varying time dimension of the length buckets (Keras takes
     the tf.data signature from the first two batches); JAX and torch take any shape."""
-    rng = np.random.default_rng(0)
-    lengths = np.concatenate([rng.integers(1, 64, 70), rng.integers(65, 128, 70)])
-    ids = np.zeros((140, 128), np.int32)
-    for i, n in enumerate(lengths):
-        ids[i, :n] = rng.integers(1, 50, n)
-    labels = (lengths > 64).astype(np.int64)
+    ids, labels = _reviews_of_two_lengths()
     vocab = ["", "[UNK]"] + [f"w{i}" for i in range(48)]
     model = SentimentModel(vocab, 128, units=4, embedding_dim=4, variant="mgu",
                                          ngram_buckets=64, ngram_dim=2)

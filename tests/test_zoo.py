@@ -528,7 +528,7 @@ def test_training_resumes_after_sigkill(tmp_path):
             "--out", str(out)]
     proc = subprocess.Popen([sys.executable, "-m", "grukit", *args], env=_env("jax"), cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    state, deadline = out / "train_state.json", time.time() + 240
+    state, deadline = out / "train_state.json", time.time() + 900
     try:
         while True:  # wait until epoch 2 has finished (backup + state written)
             assert proc.poll() is None, f"training ended before the kill:\n{proc.stdout.read()}"

@@ -1,19 +1,20 @@
-"""The tutorials in notebooks/ run top to bottom (quick mode, fixed seeds).
+"""The tutorials in notebooks/ run top to bottom in quick mode (fixed seeds).
 
-Each notebook is executed with nbclient in a fresh kernel, in a temporary working
-directory, once per test run: only in the JAX pass of ``tests/run.sh`` (JAX is the
-fastest backend here), with ``KERAS_BACKEND=jax`` and ``GRUKIT_NOTEBOOK_QUICK=1`` in
-the kernel's environment.
+The notebooks are committed without outputs.
 
-The kernel is this interpreter: the test writes a kernelspec (``argv`` =
-``sys.executable -m ipykernel_launcher``) into a temporary directory and puts that
-directory first on ``JUPYTER_PATH``, so neither a user-level ``python3`` kernelspec
-nor the ``PATH`` can send the notebooks to another Python.
+``test_notebook_runs`` executes each notebook top to bottom in quick mode with the same
+script (nbclient, a fresh kernel on this interpreter, ``KERAS_BACKEND=jax``, fixed seeds,
+a temporary working directory), in memory: nothing is written back. It runs once per test
+run, in the JAX pass of ``tests/run.sh`` (JAX is the fastest backend here).
+
+The kernel is this interpreter: ``notebooks/execute.py`` writes a kernelspec (``argv`` =
+``sys.executable -m ipykernel_launcher``) into a temporary directory and starts the kernel
+from it, so neither a user-level ``python3`` kernelspec nor the ``PATH`` can send the
+notebooks to another Python.
 """
-import json
+import copy
+import importlib.util
 import os
-import sys
-import time
 
 import pytest
 import keras
@@ -31,7 +32,25 @@ NOTEBOOKS = [
     ("06_tuning.ipynb", "ett/ETTh1.csv"),
 ]
 TIMEOUT_S = 900  # per cell: a hang guard only (a slow machine must not fail the test)
-KERNEL = "grukit-test-python"
+QUICK_SWITCH = 'os.environ.get("GRUKIT_NOTEBOOK_QUICK", "1") == "1"'
+
+
+def _load_execute():
+    spec = importlib.util.spec_from_file_location(
+        "grukit_notebooks_execute", os.path.join(NOTEBOOK_DIR, "execute.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+execute = _load_execute()
+
+
+def _machine_paths():
+    """Paths of this machine that no stored output may contain."""
+    import tempfile
+
+    return [REPO, os.path.abspath(DATA_DIR), os.path.expanduser("~"), tempfile.gettempdir()]
 
 
 def test_notebooks_are_stripped():
@@ -45,62 +64,79 @@ def test_notebooks_are_stripped():
             if cell.cell_type == "code":
                 assert not cell.outputs and cell.execution_count is None, \
                     f"{name}: outputs are committed; strip them"
-        assert any('os.environ.get("GRUKIT_NOTEBOOK_QUICK", "1") == "1"' in c.source
-                   for c in nb.cells if c.cell_type == "code"), f"{name}: no QUICK switch"
+        assert any(QUICK_SWITCH in c.source for c in nb.cells if c.cell_type == "code"), \
+            f"{name}: no QUICK switch"
+
+
+def test_problems_and_hash_catch_what_they_should():
+    """notebooks/execute.py's checks of outputs fail where they should (no kernel)."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    plot = new_code_cell("plt.plot([1, 2])\nplt.show()", execution_count=1, outputs=[
+        new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})])
+    quiet = new_code_cell("def f(x):\n    return x\n\ny = f(1)", execution_count=2)
+    said = new_code_cell("print(y)", execution_count=3,
+                         outputs=[new_output("stream", name="stdout", text="1\n")])
+    nb = new_notebook(cells=[new_markdown_cell("# title"), plot, quiet, said])
+    assert execute.problems(nb) == []
+    digest = execute.source_sha256(nb)
+    edited = copy.deepcopy(nb)
+    edited.cells[0].source = "# another title"  # prose: the outputs still hold
+    assert execute.source_sha256(edited) == digest
+    edited.cells[3].source = "print(y + 1)"
+    assert execute.source_sha256(edited) != digest
+
+    def broken(change):
+        other = copy.deepcopy(nb)
+        change(other.cells)
+        return execute.problems(other, extra_paths=["/data/of/this/machine"], stderr=False)
+
+    assert broken(lambda c: c[1].outputs.clear())  # a plot without its image
+    assert broken(lambda c: c[3].outputs.clear())  # a print without output
+    assert broken(lambda c: c[3].outputs.append(
+        new_output("stream", name="stdout", text="saved to /tmp/tmpab12/x\n")))
+    assert broken(lambda c: c[3].outputs.append(
+        new_output("stream", name="stdout", text="read /data/of/this/machine/a.csv\n")))
+    assert broken(lambda c: c[3].outputs.append(
+        new_output("stream", name="stderr", text="UserWarning: ...\n")))
+    assert broken(lambda c: c[3].outputs.append(
+        new_output("error", ename="ValueError", evalue="bad", traceback=[])))
+    assert execute.shows_output("%config X.y = 1\nx = 1\nx")
+    assert not execute.shows_output("%config X.y = 1\nx = 1\nx;")
+    nbformat.validate(nb)
 
 
 def test_every_notebook_is_run_and_linked():
     """A notebook added to notebooks/ is executed here and linked from both READMEs."""
     on_disk = sorted(f for f in os.listdir(NOTEBOOK_DIR) if f.endswith(".ipynb"))
-    assert on_disk == sorted(n for n, _ in NOTEBOOKS)
+    assert on_disk == sorted(n for n, _ in NOTEBOOKS) == execute.notebooks()
     for readme in (os.path.join(REPO, "README.md"), os.path.join(NOTEBOOK_DIR, "README.md")):
         text = open(readme, encoding="utf-8").read()
         missing = [n for n in on_disk if n not in text]
         assert not missing, f"{readme} does not link {missing}"
 
 
-@pytest.fixture
-def kernel_env(tmp_path, monkeypatch):
-    spec_dir = tmp_path / "jupyter" / "kernels" / KERNEL
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "grukit tests", "language": "python"}))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    # the kernel inherits this process's environment
-    monkeypatch.setenv("KERAS_BACKEND", "jax")
-    monkeypatch.setenv("GRUKIT_NOTEBOOK_QUICK", "1")
-    monkeypatch.setenv("GRUKIT_DATA_DIR", os.path.abspath(DATA_DIR))
-    monkeypatch.setenv("PYTHONHASHSEED", "0")
-    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
-    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebooks' temporary directories
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    return workdir
-
-
 @pytest.mark.parametrize("name,needs_data", NOTEBOOKS, ids=[n for n, _ in NOTEBOOKS])
-def test_notebook_runs(name, needs_data, kernel_env):
+def test_notebook_runs(name, needs_data):
+    """Quick mode, top to bottom, in a fresh kernel; the committed file is not touched."""
     if keras.backend.backend() != "jax":
         pytest.skip("notebooks run once, in the JAX pass")
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("nbformat")
+    pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     pytest.importorskip("matplotlib")
     if needs_data:
         require_data(os.path.join(DATA_DIR, needs_data))
 
-    nb = nbformat.read(os.path.join(NOTEBOOK_DIR, name), as_version=4)
-    client = nbclient.NotebookClient(
-        nb, kernel_name=KERNEL, timeout=TIMEOUT_S,
-        resources={"metadata": {"path": str(kernel_env)}})
-    start = time.time()
-    client.execute()  # raises CellExecutionError, naming the cell, on any error
-    elapsed = time.time() - start
-    print(f"{name}: {elapsed:.1f}s")
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if o.output_type == "error"]
-    assert not errors
-    images = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
-                 for o in c.outputs)
-    assert images >= 1, f"{name}: expected its plots, got {images} images"
+    path = os.path.join(NOTEBOOK_DIR, name)
+    with open(path, "rb") as f:
+        committed = f.read()
+    # raises CellExecutionError, naming the cell, on any error
+    run = execute.execute(name, quick=True, timeout=TIMEOUT_S, data_dir=DATA_DIR)
+    cpu = "" if run.cpu_seconds is None else f", kernel CPU {run.cpu_seconds:.1f}s"
+    print(f"{name}: {run.seconds:.1f}s{cpu}")
+    assert run.nb.metadata["grukit"]["mode"] == "quick"
+    assert run.problems == [], f"{name}:\n" + "\n".join(run.problems)
+    with open(path, "rb") as f:
+        assert f.read() == committed, f"{name} was written to"

@@ -1,8 +1,9 @@
 """Portability: models move between backends and into TF SavedModels; imports stay light.
 
 These tests spawn Python subprocesses for the other backends, so each runs once per
-run: those that save or export a model in this process in the TensorFlow pass
-(``tf_only``), the others, all in subprocesses, in the lightest pass (``once``).
+run. The round trips between backends run together in the TensorFlow pass (the ``moved``
+fixture: one process per other backend, and one that serves the SavedModels); the other
+checks, in subprocesses of their own, in the lightest pass (``once``).
 """
 import json
 import os
@@ -70,25 +71,55 @@ BUILD = textwrap.dedent('''
         return x
 ''')
 
-LOAD_AND_RUN = BUILD + textwrap.dedent('''
-    import sys
-    model = keras.models.load_model(sys.argv[1])
-    y = keras.ops.convert_to_numpy(model(np.load(sys.argv[2])))
-    np.save(sys.argv[3], y)
-    print("backend:", keras.backend.backend())
-''')
+# One process per backend does everything that backend's checks need, in this order:
+# `import grukit` (must import no Keras, TensorFlow or tf-datasets), then Keras; every
+# variant's grukit.layers.GRU and gate_activations (must not import TensorFlow either);
+# then, if asked, builds, runs and saves its own model; then loads the .keras files it is
+# given and runs them. (Keras's Bidirectional layer imports TensorFlow: hence the order.)
+OTHER_BACKEND = textwrap.dedent("""
+    import json, sys
 
-BUILD_AND_SAVE = BUILD + textwrap.dedent('''
-    import sys
-    keras.utils.set_random_seed(0)
-    model = build_model()
-    randomize(model)
+    HEAVY = ("keras", "tensorflow", "tensorflow_datasets", "keras_tuner")
+    job = json.loads(sys.argv[1])
+    import grukit
+    result = {"after_import": sorted(m for m in HEAVY if m in sys.modules)}
+""") + BUILD + textwrap.dedent("""
+    result["backend"] = keras.backend.backend()
     x = inputs()
-    model.save(sys.argv[1])
-    np.save(sys.argv[2], x)
-    np.save(sys.argv[3], keras.ops.convert_to_numpy(model(x)))
-    print("backend:", keras.backend.backend())
-''')
+    for v in VARIANTS:
+        layer = grukit.layers.GRU(U, variant=v, return_sequences=True)
+        layer(x)
+        grukit.gate_activations(layer, x)
+    result["after_use"] = sorted(m for m in HEAVY[1:] if m in sys.modules)
+    if job.get("save"):
+        model_path, x_path, y_path = job["save"]
+        keras.utils.set_random_seed(0)
+        model = build_model()
+        randomize(model)
+        np.save(x_path, x)
+        np.save(y_path, keras.ops.convert_to_numpy(model(x)))
+        model.save(model_path)
+    for model_path, x_path, y_path in job["load"]:
+        model = keras.models.load_model(model_path)  # registered by `import grukit` alone
+        np.save(y_path, keras.ops.convert_to_numpy(model(np.load(x_path))))
+    print("RESULT", json.dumps(result))
+""")
+
+# Serves SavedModels with TensorFlow alone. Arguments: jobs separated by "--", each an
+# export directory followed by pairs of (inputs, outputs) .npy files.
+SERVE = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import tensorflow as tf
+
+    for job in " ".join(sys.argv[1:]).split(" -- "):
+        export_dir, *files = job.split()
+        served = tf.saved_model.load(export_dir)
+        for xpath, ypath in zip(files[::2], files[1::2]):
+            np.save(ypath, served.serve(tf.constant(np.load(xpath))).numpy())
+    assert "grukit" not in sys.modules, "loading the SavedModel imported grukit"
+    print("grukit imported:", "grukit" in sys.modules)
+""")
 
 
 def _run(args, backend, cwd=REPO, timeout=900):
@@ -113,112 +144,107 @@ def test_builder_covers_every_variant():
     assert _namespace()["VARIANTS"] == [v.name for v in grukit.variants()] == VARIANT_NAMES
 
 
-# ------------------------------------------------------------- .keras files
-@tf_only
-def test_keras_file_saved_under_tf_loads_under_jax_and_torch(tmp_path):
+def _result(stdout):
+    line = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")]
+    assert line, stdout
+    return json.loads(line[-1][len("RESULT "):])
+
+
+@pytest.fixture(scope="module")
+def moved(tmp_path_factory):
+    """The cross-backend round trips, run once: four processes, not one per check.
+
+    This (TensorFlow) process builds the model of every variant, saves it as a .keras file
+    and exports it as a SavedModel with a static and with a dynamic sequence length. A JAX
+    process loads the TF file and saves its own; a PyTorch process loads both files; a
+    TensorFlow process without grukit serves both SavedModels; this process, which
+    imported Keras before grukit, loads the JAX file. Returns the expected and the
+    obtained outputs, and what the JAX and PyTorch processes imported."""
+    tmp = tmp_path_factory.mktemp("moved")
     ns = _namespace()
+    out = {"shape": (4, ns["T"], 2 * 10 * ns["U"] + 2 * ns["U"] + ns["U"])}
     keras.utils.set_random_seed(0)
     model = ns["build_model"]()
     ns["randomize"](model)
     x = ns["inputs"]()
-    expected = keras.ops.convert_to_numpy(model(x))
-    assert expected.shape == (4, ns["T"], 2 * 10 * ns["U"] + 2 * ns["U"] + ns["U"])
-    path, xpath = tmp_path / "tf.keras", tmp_path / "x.npy"
-    model.save(path)
-    np.save(xpath, x)
+    out["tf_expected"] = keras.ops.convert_to_numpy(model(x))
+    model.save(tmp / "tf.keras")
+    np.save(tmp / "x.npy", x)
+    serve, out["served_expected"] = [], {}
+    for name, steps in (("static_length", ns["T"]), ("dynamic_length", None)):
+        exported = ns["build_model"](steps)
+        ns["randomize"](exported)
+        export_dir = tmp / f"saved_model_{name}"
+        exported.export(str(export_dir), format="tf_saved_model", verbose=False)
+        serve += (["--"] if serve else []) + [str(export_dir)]
+        for length in ([6] if steps else [6, 9]):
+            xl = ns["inputs"](length)
+            out["served_expected"][name, length] = keras.ops.convert_to_numpy(exported(xl))
+            np.save(tmp / f"x{length}.npy", xl)
+            serve += [str(tmp / f"x{length}.npy"), str(tmp / f"served_{name}_{length}.npy")]
+    tf_file = [str(tmp / "tf.keras"), str(tmp / "x.npy")]
+    jax_file = [str(tmp / "jax.keras"), str(tmp / "x_jax.npy")]
+    out["imports"] = {
+        "jax": _result(_run(["-c", OTHER_BACKEND, json.dumps({
+            "load": [tf_file + [str(tmp / "tf_on_jax.npy")]],
+            "save": jax_file + [str(tmp / "jax_expected.npy")]})], "jax")),
+        "torch": _result(_run(["-c", OTHER_BACKEND, json.dumps({
+            "load": [tf_file + [str(tmp / "tf_on_torch.npy")],
+                     jax_file + [str(tmp / "jax_on_torch.npy")]]})], "torch")),
+    }
+    # run from an empty directory: nothing but the installed packages to import
+    (tmp / "cwd").mkdir()
+    out["serve_stdout"] = _run(["-c", SERVE] + serve, "tensorflow", cwd=tmp / "cwd")
+    out["served"] = {key: np.load(tmp / f"served_{key[0]}_{key[1]}.npy")
+                     for key in out["served_expected"]}
+    out["jax_expected"] = np.load(tmp / "jax_expected.npy")
+    out["jax_on_tf"] = keras.ops.convert_to_numpy(
+        keras.models.load_model(tmp / "jax.keras")(np.load(tmp / "x_jax.npy")))
+    for name in ("tf_on_jax", "tf_on_torch", "jax_on_torch"):
+        out[name] = np.load(tmp / f"{name}.npy")
+    return out
+
+
+# ------------------------------------------------------------- .keras files
+@tf_only
+def test_keras_file_saved_under_tf_loads_under_jax_and_torch(moved):
+    expected = moved["tf_expected"]
+    assert expected.shape == moved["shape"]
     for backend in ("jax", "torch"):
-        out = tmp_path / f"y_{backend}.npy"
-        stdout = _run(["-c", LOAD_AND_RUN, str(path), str(xpath), str(out)], backend)
-        assert f"backend: {backend}" in stdout
-        np.testing.assert_allclose(np.load(out), expected, atol=1e-5, rtol=0,
+        assert moved["imports"][backend]["backend"] == backend
+        np.testing.assert_allclose(moved[f"tf_on_{backend}"], expected, atol=1e-5, rtol=0,
                                    err_msg=f"TF-saved model loaded under {backend}")
 
 
 @tf_only
-def test_keras_file_saved_under_jax_loads_under_tf_and_torch(tmp_path):
-    path, xpath, ypath = tmp_path / "jax.keras", tmp_path / "x.npy", tmp_path / "y_jax.npy"
-    stdout = _run(["-c", BUILD_AND_SAVE, str(path), str(xpath), str(ypath)], "jax")
-    assert "backend: jax" in stdout
-    x, expected = np.load(xpath), np.load(ypath)
+def test_keras_file_saved_under_jax_loads_under_tf_and_torch(moved):
+    expected = moved["jax_expected"]
+    assert expected.shape == moved["shape"]
     assert np.abs(expected).max() > 0.1  # a non-trivial output to compare
-
-    model = keras.models.load_model(path)  # this process is the TF backend
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), expected, atol=1e-5,
-                               rtol=0, err_msg="JAX-saved model loaded under tensorflow")
-    out = tmp_path / "y_torch.npy"
-    _run(["-c", LOAD_AND_RUN, str(path), str(xpath), str(out)], "torch")
-    np.testing.assert_allclose(np.load(out), expected, atol=1e-5, rtol=0,
+    np.testing.assert_allclose(moved["jax_on_tf"], expected, atol=1e-5, rtol=0,
+                               err_msg="JAX-saved model loaded under tensorflow")
+    np.testing.assert_allclose(moved["jax_on_torch"], expected, atol=1e-5, rtol=0,
                                err_msg="JAX-saved model loaded under torch")
 
 
 # ---------------------------------------------------------- TF SavedModel
-SERVE = textwrap.dedent('''
-    import sys
-    import numpy as np
-    import tensorflow as tf
-
-    served = tf.saved_model.load(sys.argv[1])
-    for xpath, ypath in zip(sys.argv[2::2], sys.argv[3::2]):
-        y = served.serve(tf.constant(np.load(xpath)))
-        np.save(ypath, y.numpy())
-    assert "grukit" not in sys.modules, "loading the SavedModel imported grukit"
-    print("grukit imported:", "grukit" in sys.modules)
-''')
-
-
 @tf_only
-@pytest.mark.parametrize("steps", [6, None], ids=["static_length", "dynamic_length"])
-def test_tf_saved_model_serves_without_grukit(tmp_path, steps):
-    ns = _namespace()
-    keras.utils.set_random_seed(0)
-    model = ns["build_model"](steps)
-    ns["randomize"](model)
-    export_dir = tmp_path / "saved_model"
-    model.export(str(export_dir), format="tf_saved_model", verbose=False)
-    args = ["-c", SERVE, str(export_dir)]
-    expected = {}
-    for length in ([6] if steps else [6, 9]):
-        x = ns["inputs"](length)
-        expected[length] = keras.ops.convert_to_numpy(model(x))
-        np.save(tmp_path / f"x{length}.npy", x)
-        args += [str(tmp_path / f"x{length}.npy"), str(tmp_path / f"y{length}.npy")]
-    # run from an empty directory: nothing but the installed packages to import
-    workdir = tmp_path / "cwd"
-    workdir.mkdir()
-    stdout = _run(args, "tensorflow", cwd=workdir)
-    assert "grukit imported: False" in stdout
-    for length, y in expected.items():
-        np.testing.assert_allclose(np.load(tmp_path / f"y{length}.npy"), y, atol=1e-5, rtol=0,
+@pytest.mark.parametrize("name", ["static_length", "dynamic_length"])
+def test_tf_saved_model_serves_without_grukit(moved, name):
+    assert "grukit imported: False" in moved["serve_stdout"]
+    lengths = sorted(length for (n, length) in moved["served_expected"] if n == name)
+    assert lengths == ([6] if name == "static_length" else [6, 9])
+    for length in lengths:
+        np.testing.assert_allclose(moved["served"][name, length],
+                                   moved["served_expected"][name, length], atol=1e-5, rtol=0,
                                    err_msg=f"SavedModel vs Keras model, T={length}")
 
 
 # ----------------------------------------------------------------- imports
-IMPORT_CHECK = textwrap.dedent('''
-    import sys
-    import grukit
-    after_import = sorted(m for m in ("tensorflow", "tensorflow_datasets", "keras_tuner")
-                          if m in sys.modules)
-    import numpy as np
-    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype("float32")
-    for v in grukit.variants():
-        layer = grukit.layers.GRU(4, variant=v.name, return_sequences=True)
-        y = layer(x)
-        g = grukit.gate_activations(layer, x)
-    after_use = sorted(m for m in ("tensorflow", "tensorflow_datasets", "keras_tuner")
-                       if m in sys.modules)
-    import json
-    print("RESULT", json.dumps({"backend": __import__("keras").backend.backend(),
-                                "after_import": after_import, "after_use": after_use}))
-''')
-
-
-@once
+@tf_only  # reads what the processes of `moved` imported
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_import_grukit_does_not_import_tensorflow(backend):
-    stdout = _run(["-c", IMPORT_CHECK], backend)
-    line = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")]
-    assert line, stdout
-    result = json.loads(line[-1][len("RESULT "):])
+def test_import_grukit_does_not_import_tensorflow(moved, backend):
+    result = moved["imports"][backend]
     assert result["backend"] == backend
     assert result["after_import"] == [], f"import grukit imported {result['after_import']}"
     assert result["after_use"] == [], f"using grukit's layers imported {result['after_use']}"
@@ -250,45 +276,22 @@ def test_cli_demo_prints_every_variant():
 
 
 # ---------------------------------------------------------- light import
-LIGHT = textwrap.dedent('''
-    import sys, json
-    order = sys.argv[1]
-    if order == "help":
-        import grukit.__main__ as cli
-        try:
-            cli.main(["--help"])
-        except SystemExit:
-            pass
-        print("RESULT", json.dumps(sorted(m for m in ("keras", "tensorflow", "jax", "torch")
-                                          if m in sys.modules)))
-        raise SystemExit
-    if order == "grukit-first":
-        import grukit
-        heavy = "keras" in sys.modules
-        import keras
-    else:
-        import keras
-        import grukit
-        heavy = False
-    model = keras.saving.load_model(sys.argv[2])  # grukit's classes are registered
-    print("RESULT", json.dumps({"heavy": heavy, "layer": type(model.layers[-1]).__name__}))
-''')
+HELP = textwrap.dedent("""
+    import json, sys
+    import grukit.__main__ as cli
+    try:
+        cli.main(["--help"])
+    except SystemExit:
+        pass
+    print("RESULT", json.dumps(sorted(m for m in ("keras", "tensorflow", "jax", "torch")
+                                      if m in sys.modules)))
+""")
 
 
 @once
-def test_import_is_light_and_keras_files_load_in_either_order(tmp_path):
-    """`import grukit` imports no Keras or backend (so `grukit --help` answers at once);
-    grukit's layers are registered as soon as Keras is imported, in either import order."""
-    stdout = _run(["-c", LIGHT, "help"], "tensorflow")
-    line = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")]
-    assert line and json.loads(line[-1][len("RESULT "):]) == [], stdout
-    import grukit
-
-    path = tmp_path / "m.keras"
-    model = keras.Sequential([keras.Input((5, 3)), grukit.layers.GRU(4, variant="mgu2")])
-    model.save(path)
-    for order in ("grukit-first", "keras-first"):
-        stdout = _run(["-c", LIGHT, order, str(path)], "jax")
-        line = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")]
-        assert line, stdout
-        assert json.loads(line[-1][len("RESULT "):]) == {"heavy": False, "layer": "GRU"}, order
+def test_grukit_help_imports_no_keras_or_backend():
+    """`grukit --help` answers at once: the command's parser imports no Keras or backend.
+    (That `import grukit` imports no Keras and that grukit's layers are registered as soon
+    as Keras is imported, in either order, `moved` checks: its JAX and PyTorch processes
+    import grukit first, the TF pytest process Keras first.)"""
+    assert _result(_run(["-c", HELP], "tensorflow")) == []

@@ -19,9 +19,13 @@ a temporary working directory (also ``TMPDIR``) that is removed afterwards.
 timestamps nbclient records in each cell's metadata are dropped, the notebook metadata
 keeps its committed ``kernelspec`` and ``language_info``, and ``metadata["grukit"]``
 records the run: mode, the sha256 of the code cells' sources (:func:`source_sha256`;
-the test compares it with the committed cells), backend and versions. A notebook whose
-outputs show an error, a machine-local path or a plot without its image
-(:func:`problems`) is not written.
+the test compares it with the committed cells), backend and versions, and the run's wall
+time in seconds (``wall_seconds``, which notebooks/README.md quotes). A notebook whose
+outputs show an error, a machine-local path, a plot without its image or anything on
+standard error (:func:`problems`), or that was edited while it ran, is not written (the
+executed copy is left in the temporary folder, for reading). C-level output of the kernel
+(TensorFlow's and XLA's start-up logs) goes to a log, not into the notebook; on a failure
+its end is printed.
 """
 from __future__ import annotations
 
@@ -44,7 +48,7 @@ REPO = os.path.dirname(NOTEBOOK_DIR)
 BACKEND = "jax"
 KERNEL = "grukit-notebooks-python"
 #: A path of a particular machine: a temporary, work or home folder (tests/test_docs.py
-#: applies the same pattern to every committed file).
+#: applies a similar pattern to every committed file).
 MACHINE_PATH = re.compile(r"(?<![\w.])/(tmp|var/folders|work|home|root|Users)/")
 REGENERATE = "python notebooks/execute.py --full --write {name}"
 
@@ -219,7 +223,7 @@ def execute(name, quick=True, timeout=900, data_dir=None):
             "GRUKIT_DATA_DIR": data_dir, "PYTHONHASHSEED": "0", "TF_CPP_MIN_LOG_LEVEL": "3",
             "PYTHONPATH": os.pathsep.join([REPO] + [p for p in env.get("PYTHONPATH", "")
                                                     .split(os.pathsep) if p]),
-            "TMPDIR": tmp, "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+            "TMPDIR": tmp,
         })
         km = KernelManager(kernel_name=KERNEL,
                            kernel_spec_manager=KernelSpecManager(kernel_dirs=[
@@ -282,8 +286,14 @@ def main(argv=None):
     for name in resolve(args.names):
         mode = "full" if args.full else "quick"
         print(f"{name}: running ({mode})", flush=True)
+        path = os.path.join(NOTEBOOK_DIR, name)
+        with open(path, "rb") as f:
+            committed = f.read()
         nb, seconds, cpu_seconds, cells, found = execute(name, quick=not args.full,
                                                          timeout=timeout)
+        with open(path, "rb") as f:
+            if args.write and f.read() != committed:  # edited meanwhile: keep the edits
+                found = found + [f"{name} changed while it ran: run it again"]
         slowest = sorted(cells, key=lambda c: -c[1])[:3]
         cpu = "" if cpu_seconds is None else f", kernel CPU {cpu_seconds:.1f} s"
         print(f"{name}: {seconds:.1f} s ({mode}{cpu}); slowest cells: "
@@ -293,14 +303,14 @@ def main(argv=None):
             nbformat.write(nb, os.path.join(args.out, name))
         if found:
             status = 1
-            print(f"{name}: not written; its outputs show:\n  " + "\n  ".join(found))
+            print(f"{name}: not written:\n  " + "\n  ".join(found))
             if args.write and not args.out:  # a long run is not lost: read what went wrong
                 rejected = os.path.join(tempfile.gettempdir(), f"rejected-{name}")
                 nbformat.write(nb, rejected)
                 print(f"{name}: the executed notebook is in {rejected}")
             continue
         if args.write and not args.out:
-            path = os.path.join(NOTEBOOK_DIR, name)
+            nb.metadata["grukit"]["wall_seconds"] = round(seconds)  # the README's table
             nbformat.validate(nb)
             nbformat.write(nb, path)
             print(f"{name}: wrote {os.path.getsize(path) / 1024:.0f} KiB", flush=True)

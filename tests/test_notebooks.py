@@ -1,6 +1,10 @@
-"""The tutorials in notebooks/ run top to bottom in quick mode (fixed seeds).
+"""The tutorials in notebooks/: their stored outputs, and a run of each in quick mode.
 
-The notebooks are committed without outputs.
+The notebooks are committed with the outputs of a full run (``GRUKIT_NOTEBOOK_QUICK=0``),
+made by ``python notebooks/execute.py --full --write [NAMES]``. That run records in the
+notebook's metadata the sha256 of its code cells; ``test_stored_outputs`` checks that the
+record matches the cells as committed (a cell edited since fails, naming the command that
+regenerates its outputs) and that the outputs are complete and clean.
 
 ``test_notebook_runs`` executes each notebook top to bottom in quick mode with the same
 script (nbclient, a fresh kernel on this interpreter, ``KERAS_BACKEND=jax``, fixed seeds,
@@ -19,7 +23,7 @@ import os
 import pytest
 import keras
 
-from conftest import DATA_DIR, REPO, require_data
+from conftest import DATA_DIR, REPO, once, require_data
 
 NOTEBOOK_DIR = os.path.join(REPO, "notebooks")
 NOTEBOOKS = [
@@ -53,19 +57,44 @@ def _machine_paths():
     return [REPO, os.path.abspath(DATA_DIR), os.path.expanduser("~"), tempfile.gettempdir()]
 
 
-def test_notebooks_are_stripped():
-    """Outputs are not committed; every notebook has the QUICK switch."""
+#: The most a notebook with its stored outputs may weigh: they stay readable, and small.
+MAX_KIB = 400
+
+
+@once
+@pytest.mark.parametrize("name", [n for n, _ in NOTEBOOKS])
+def test_stored_outputs(name):
+    """Outputs of a full run of the committed code: every code cell run in order, the code
+    unchanged since (recorded hash), images where it plots, no error, warning or machine
+    path, and a small file."""
     import nbformat
 
-    for name, _ in NOTEBOOKS:
-        nb = nbformat.read(os.path.join(NOTEBOOK_DIR, name), as_version=4)
-        nbformat.validate(nb)
-        for cell in nb.cells:
-            if cell.cell_type == "code":
-                assert not cell.outputs and cell.execution_count is None, \
-                    f"{name}: outputs are committed; strip them"
-        assert any(QUICK_SWITCH in c.source for c in nb.cells if c.cell_type == "code"), \
-            f"{name}: no QUICK switch"
+    path = os.path.join(NOTEBOOK_DIR, name)
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert any(QUICK_SWITCH in cell.source for cell in code), f"{name}: no QUICK switch"
+    regenerate = execute.REGENERATE.format(name=name)
+    run = nb.metadata.get("grukit", {})
+    assert run.get("mode") == "full", \
+        f"{name}: no stored outputs of a full run (metadata {run}); run: {regenerate}"
+    assert run.get("source_sha256") == execute.source_sha256(nb), \
+        (f"{name}: its code cells changed since the stored outputs were made; "
+         f"regenerate them (a full run, slow on a CPU): {regenerate}")
+    assert run.get("backend") == "jax" and run.get("keras") and run.get("grukit"), run
+    assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1)), \
+        f"{name}: the stored outputs are not one run top to bottom; run: {regenerate}"
+    assert not [cell for cell in nb.cells if "execution" in cell.get("metadata", {})], \
+        f"{name}: per-cell execution timestamps are stored; run: {regenerate}"
+    found = execute.problems(nb, extra_paths=_machine_paths(), stderr=False)
+    assert found == [], f"{name}:\n" + "\n".join(found)
+    wall = run.get("wall_seconds")
+    assert isinstance(wall, int) and wall > 0, f"{name}: no recorded run time; run: {regenerate}"
+    with open(os.path.join(NOTEBOOK_DIR, "README.md"), encoding="utf-8") as f:
+        assert f"| `{name}` | {wall:,} s |" in f.read(), \
+            f"notebooks/README.md does not give {name}'s recorded full run, {wall:,} s"
+    kib = os.path.getsize(path) / 1024
+    assert kib <= MAX_KIB, f"{name} weighs {kib:.0f} KiB with its outputs (at most {MAX_KIB})"
 
 
 def test_problems_and_hash_catch_what_they_should():

@@ -11,6 +11,8 @@ Everything else (masking, ``return_sequences``, ``return_state``,
 
 from __future__ import annotations
 
+import functools
+
 import keras
 from keras import ops
 from keras.src import backend as _backend  # backend.rnn: the loop keras.layers.RNN uses
@@ -39,6 +41,22 @@ def _on_accelerator():
     return False
 
 
+@functools.lru_cache(maxsize=None)
+def _jax_linear_scan():
+    """``linear_scan`` on JAX, jitted once: called eagerly, the scan would otherwise
+    compile each of its ~10 log T ops separately for every new shape."""
+    import jax
+
+    def combine(left, right):
+        return left[0] * right[0], right[0] * left[1] + right[1]
+
+    @jax.jit
+    def scan(a, b):
+        return jax.lax.associative_scan(combine, (a, b), axis=1)[1]
+
+    return scan
+
+
 def linear_scan(a, b):
     """All states of ``h_t = a_t * h_{t-1} + b_t`` (``h_{-1} = 0``) along axis 1, in parallel.
 
@@ -58,9 +76,7 @@ def linear_scan(a, b):
     """
     a, b = ops.convert_to_tensor(a), ops.convert_to_tensor(b)  # NumPy inputs too, on torch
     if keras.backend.backend() == "jax":
-        def combine(left, right):
-            return left[0] * right[0], right[0] * left[1] + right[1]
-        return ops.associative_scan(combine, (a, b), axis=1)[1]
+        return _jax_linear_scan()(a, b)
     steps, k = a.shape[1], 1
     while k < steps:
         pad = [[0, 0], [k, 0], [0, 0]]

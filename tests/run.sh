@@ -10,6 +10,7 @@
 #                                      output shown when it ends)
 #   GRUKIT_TEST_DATA=skip-missing      skip, instead of fail, the tests whose data is absent
 #   GRUKIT_DATA_DIR=...                the data (default: ../shared/data)
+#   GRUKIT_TEST_XLA_EMITTERS=fusion    keep XLA's default CPU emitters (see below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -51,6 +52,26 @@ jobs=${GRUKIT_TEST_JOBS:-$(nproc 2>/dev/null || echo 1)}
 pass() {  # one pytest pass under one backend
   KERAS_BACKEND=$1 python -m pytest -q -p no:cacheprovider --durations=15 tests "${@:2}"
 }
+if [ "$jobs" -gt 1 ]; then
+  # The passes side by side (each is mostly one busy thread). One compute thread per
+  # process: three passes' thread pools on a few cores would only take turns.
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
+  export TF_NUM_INTRAOP_THREADS=${TF_NUM_INTRAOP_THREADS:-1}
+  export TF_NUM_INTEROP_THREADS=${TF_NUM_INTEROP_THREADS:-2}
+  export XLA_FLAGS=${XLA_FLAGS:---xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1}
+fi
+# XLA on CPU compiles the thousands of tiny programs of the JAX tests about 40% faster with
+# its elemental emitters than with its fusion emitters (same values: the tolerances are
+# unchanged). Used where this jaxlib knows the flag (an unknown flag aborts XLA);
+# GRUKIT_TEST_XLA_EMITTERS=fusion keeps XLA's default.
+fast_xla="--xla_cpu_use_fusion_emitters=false"
+case "${GRUKIT_TEST_XLA_EMITTERS:-elemental} ${XLA_FLAGS:-}" in
+  fusion*|*fusion_emitters*) ;;
+  *) if XLA_FLAGS="${XLA_FLAGS:-} $fast_xla" JAX_PLATFORMS=cpu python -c \
+        "import jax.numpy as jnp; jnp.ones(2).block_until_ready()" >/dev/null 2>&1; then
+       export XLA_FLAGS="${XLA_FLAGS:-} $fast_xla"
+     fi ;;
+esac
 status=0
 if [ "$jobs" -le 1 ]; then
   for backend in $backends; do
@@ -58,13 +79,7 @@ if [ "$jobs" -le 1 ]; then
     pass "$backend" "$@" || status=1
   done
 else
-  # The passes side by side (each is mostly one busy thread); each one's output is shown
-  # whole when it ends, in the order the passes finish. One compute thread per process:
-  # three passes' thread pools on a few cores would only take turns.
-  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
-  export TF_NUM_INTRAOP_THREADS=${TF_NUM_INTRAOP_THREADS:-1}
-  export TF_NUM_INTEROP_THREADS=${TF_NUM_INTEROP_THREADS:-2}
-  export XLA_FLAGS=${XLA_FLAGS:---xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1}
+  # Each pass's output is shown whole when it ends, in the order the passes finish.
   logs=$(mktemp -d)
   trap 'rm -rf "$logs"' EXIT
   for backend in $backends; do

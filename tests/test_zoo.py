@@ -493,19 +493,19 @@ def test_distributed_tuning_chief_and_two_workers(tmp_path):
     assert (out / "best_hparams.json").is_file()
 
 
-@once
 @needs_data
-def test_cli_trains_and_evaluates_on_another_ett_file(tmp_path):
+def test_cli_trains_and_evaluates_on_another_ett_file(tmp_path, capsys, cli_log):
     # The recipe works for any ETT-format CSV (--data path/to/ETTh2.csv). The
     # other file here is ETTh1 from its row 3000 on, saved as ETTh2.csv (hourly, 14,420
-    # rows): its split, statistics and test windows differ from ETTh1's.
+    # rows): its split, statistics and test windows differ from ETTh1's. The command runs
+    # in this process (`python -m grukit` itself: the subprocess tests below).
     with open(ETT_CSV) as f:
         lines = f.readlines()
     other = tmp_path / "ETTh2.csv"
     other.write_text(lines[0] + "".join(lines[1 + 3000:]))
     out = tmp_path / "run"
-    _grukit(["zoo", "train", "ett-forecasting", *TINY, "--epochs", "1", "--data", str(other),
-             "--out", str(out)])
+    assert main(["zoo", "train", "ett-forecasting", *TINY, "--epochs", "1", "--data", str(other),
+                 "--out", str(out)]) == 0
     meta = presets.read_metadata(out / "preset")
     assert meta["preprocessing"]["data_name"] == "ETTh2"
     assert "ETTh2" in meta["description"] and "ETTh1" not in meta["description"]
@@ -513,8 +513,10 @@ def test_cli_trains_and_evaluates_on_another_ett_file(tmp_path):
     etth1_mean = np.mean(np.loadtxt(ETT_CSV, delimiter=",", skiprows=1, usecols=7,
                                     max_rows=8640))
     assert abs(meta["preprocessing"]["mean"][-1] - etth1_mean) > 1.0  # OT statistics differ
-    stdout = _grukit(["zoo", "evaluate", "ett-forecasting", "--preset", str(out / "preset"),
-                      "--data", str(other)])
+    capsys.readouterr()
+    assert main(["zoo", "evaluate", "ett-forecasting", "--preset", str(out / "preset"),
+                 "--data", str(other)]) == 0
+    stdout = capsys.readouterr().out
     row = next(line.split() for line in stdout.splitlines() if line.split()[:1] == ["mse"])
     assert float(row[1]) == pytest.approx(meta["metrics"]["test"]["mse"], rel=1e-5), stdout
     assert row[1] == row[2], stdout  # measured == in the preset

@@ -724,13 +724,31 @@ def test_missing_data_fails_under_run_sh_and_skips_otherwise(tmp_path):
         def test_reads_ett():
             pass
     '''))
+    # Both runs in one process (one Keras import): the setting is read when conftest.py is
+    # imported, so it is imported afresh for each.
+    (tmp_path / "both.py").write_text(textwrap.dedent(f'''
+        import os, sys
+        import pytest
+
+        for mode in ("required", "skip-missing"):
+            os.environ["GRUKIT_TEST_DATA"] = mode
+            for name in ("conftest", "test_needs"):
+                sys.modules.pop(name, None)
+            print("RUN", mode, flush=True)
+            code = pytest.main(["-q", "-p", "no:cacheprovider", "-rsf",
+                                {str(tmp_path / "test_needs.py")!r}])
+            print("EXIT", mode, int(code), flush=True)
+    '''))
+    proc = subprocess.run([sys.executable, str(tmp_path / "both.py")], cwd=tmp_path,
+                          env=_env("jax"), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     runs = {}
-    for mode in ("required", "skip-missing"):
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                               "-rsf", str(tmp_path / "test_needs.py")], cwd=tmp_path,
-                              env=_env("jax", GRUKIT_TEST_DATA=mode), capture_output=True,
-                              text=True, timeout=900)
-        runs[mode] = (proc.returncode, proc.stdout)
+    for part in proc.stdout.split("RUN ")[1:]:
+        mode, out = part.split("\n", 1)
+        code = re.search(rf"^EXIT {mode} (\d+)$", out, re.M)
+        assert code, proc.stdout
+        runs[mode] = (int(code.group(1)), out[:code.start()])
+    assert sorted(runs) == ["required", "skip-missing"], proc.stdout
     code, out = runs["required"]
     assert code == 1 and re.search(r"\b1 (failed|error)\b", out), out
     assert "/nonexistent/ett/ETTh1.csv is absent" in out, out

@@ -688,7 +688,8 @@ def test_only_the_command_modules_print():
 
 def test_library_logs_and_only_the_command_prints(tmp_path, capsys, caplog):
     """Training from Python prints nothing (it logs to the 'grukit' logger); the command
-    line shows that log on stdout, with evaluate's progress."""
+    line shows that log on stdout, with evaluate's progress, and its table: the committed
+    preset's validation metrics as measured and as recorded, equal."""
     import logging
 
     require_data(ETT_CSV)
@@ -705,6 +706,9 @@ def test_library_logs_and_only_the_command_prints(tmp_path, capsys, caplog):
                      "--data-dir", DATA_DIR]) == 0
         out = capsys.readouterr().out
         assert "evaluate: loading the data" in out and "evaluate: done in" in out
+        line = next(line for line in out.splitlines() if line.split()[:1] == ["mse"])
+        measured, recorded = map(float, line.split()[1:3])
+        assert measured == pytest.approx(recorded, rel=2e-4)
     finally:
         logger.handlers[:] = saved[0]
         logger.setLevel(saved[1])

@@ -46,7 +46,9 @@ def test_wheel_installed_outside_the_checkout_serves_every_preset(tmp_path):
     wheel, = wheels.glob("grukit-*.whl")
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
                    check=True, capture_output=True, timeout=900)
-    env = dict(os.environ, PYTHONPATH=str(site), KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    # PyTorch: nothing to compile (JAX compiles each model: seconds apiece); loading every
+    # preset on every backend is tests/test_presets_reproduce.py's
+    env = dict(os.environ, PYTHONPATH=str(site), KERAS_BACKEND="torch", TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("GRUKIT_DATA_DIR", None)  # no data: the presets alone
     proc = subprocess.run([sys.executable, "-c", USE], cwd=away, env=env, capture_output=True,
                           text=True, timeout=600)

@@ -28,6 +28,7 @@ USE = textwrap.dedent('''
         pre = fc.preset.metadata["preprocessing"]
         window = np.tile(np.asarray(pre["mean"], "float32"), (fc.lookback, 1))
         out[f"ett-h{h}"] = list(fc.predict(window).shape)
+    out["tensorflow imported"] = "tensorflow" in sys.modules
     print("RESULT " + json.dumps(out))
 ''')
 
@@ -62,3 +63,4 @@ def test_wheel_installed_outside_the_checkout_serves_every_preset(tmp_path):
     positive, negative = out["imdb-sentiment"]
     assert positive > 0.5 > negative
     assert len(out["char-lm"]) == 30
+    assert out["tensorflow imported"] is False  # the presets load and answer without it

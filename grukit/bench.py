@@ -35,7 +35,8 @@ the same environment (pinning, thread count) as the configurations
 * ``sgemm`` -- one large float32 matmul (``--sgemm-size``, default 2048).
 
 Each is timed with every installed library (NumPy, PyTorch, JAX under
-``jit``) and the best rate is the limit. Each training configuration's rate is
+``jit``; the best of 5 blocks of at least ``--limit-min-time`` seconds) and
+the best rate is the limit. Each training configuration's rate is
 converted to matmul GFLOP/s with :func:`train_flops` and reported as a
 fraction of the recurrent limit of its own ``k_h`` and of the sgemm limit, so
 a fraction means the same on any machine.
@@ -88,6 +89,9 @@ def add_parser(sub):
     p.add_argument("--machine", default=None, help="machine description for the report")
     p.add_argument("--sgemm-size", type=int, default=2048,
                    help="side of the square float32 matmul of the sgemm limit (default 2048)")
+    p.add_argument("--limit-min-time", type=float, default=0.3,
+                   help="seconds per timed block of the machine's limit, the best of 5 blocks "
+                        "counting (default 0.3)")
     p.add_argument("--no-limit", dest="limit", action="store_false",
                    help="do not measure the machine's limit (no fractions in the report)")
     p.set_defaults(func=run)
@@ -178,8 +182,10 @@ def _worker_keras(cfg, modes, warmup, repeats, per_repeat):
     import keras
 
     import grukit
+    from grukit.zoo.presets import tensorflow_optional
 
-    keras.utils.set_random_seed(0)
+    with tensorflow_optional():  # no TensorFlow import (seconds) on JAX and PyTorch
+        keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((cfg["batch"], cfg["T"], cfg["features"])).astype("float32")
     y = rng.standard_normal((cfg["batch"], 1)).astype("float32")
@@ -336,7 +342,8 @@ def worker_main(argv):
     cfg, opts = spec["config"], spec["options"]
     if cfg.get("impl") == "limit":
         print("GRUKIT_BENCH " + json.dumps(machine_limit(
-            cfg["batch"], cfg["units"], cfg["khs"], size=cfg["size"])))
+            cfg["batch"], cfg["units"], cfg["khs"], size=cfg["size"],
+            min_time=cfg.get("min_time", 0.3))))
         return
     fn = _worker_torch if cfg["impl"] == "torch_gru" else _worker_keras
     result = fn(cfg, opts["modes"], opts["warmup"], opts["repeats"], opts["steps_per_repeat"])
@@ -376,12 +383,22 @@ def _machine(args):
 
 
 def _versions():
+    """Python's and the libraries' versions, from their package metadata: importing
+    TensorFlow, JAX and PyTorch here only to read ``__version__`` takes seconds."""
+    from importlib import metadata
+    from importlib.util import find_spec
+
     out = {"python": platform.python_version()}
     for mod in ("keras", "tensorflow", "jax", "torch"):
         try:
-            out[mod] = __import__(mod).__version__
-        except Exception:  # not installed
-            pass
+            out[mod] = metadata.version(mod)
+        except metadata.PackageNotFoundError:
+            if find_spec(mod) is None:  # not installed
+                continue
+            try:  # installed under another distribution name (tensorflow-cpu, ...)
+                out[mod] = __import__(mod).__version__
+            except Exception:  # not importable
+                pass
     return out
 
 
@@ -523,7 +540,7 @@ def _plot(report, path):
 def _measure_limit(configs, args):
     khs = sorted({matmul_blocks(c["variant"])[1] for c in configs} - {0}) or [3]
     cfg = {"impl": "limit", "backend": "torch-native", "batch": args.batch, "units": args.units,
-           "khs": khs, "size": args.sgemm_size}
+           "khs": khs, "size": args.sgemm_size, "min_time": args.limit_min_time}
     res = _run_one(cfg, args)
     res.pop("wall_s", None)
     return res

@@ -79,13 +79,14 @@ def test_bench_command_end_to_end(tmp_path):
     cmd = [sys.executable, "-m", "grukit", "bench", "--variants", "gru", "--backends", "jax",
            "--impls", "grukit", "keras_gru", "--steps", "6", "--mingru-steps", "--batch", "2",
            "--features", "3", "--units", "4", "--repeats", "1", "--steps-per-repeat", "1",
-           "--warmup", "1", "--sgemm-size", "64", "--out", str(out)]
+           "--warmup", "1", "--sgemm-size", "64", "--limit-min-time", "0.001", "--out", str(out)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((out / "results.json").read_text())
     assert len(report["results"]) == 2 and all("train" in r["result"] for r in report["results"])
     assert "train T=6 jax: grukit gru / keras.layers.GRU" in report["ratios"]
     assert (out / "results.md").exists()
+    assert {"python", "keras", "jax"} <= set(report["versions"])
     # the machine's limit, measured in the same run, and each row as a fraction of it
     limit = report["limit"]
     assert set(limit["recurrent"]) == {"3"} and limit["sgemm"] > 0

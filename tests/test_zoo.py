@@ -493,19 +493,19 @@ def test_distributed_tuning_chief_and_two_workers(tmp_path):
     assert (out / "best_hparams.json").is_file()
 
 
-@once
 @needs_data
-def test_cli_trains_and_evaluates_on_another_ett_file(tmp_path):
+def test_cli_trains_and_evaluates_on_another_ett_file(tmp_path, capsys, cli_log):
     # The recipe works for any ETT-format CSV (--data path/to/ETTh2.csv). The
     # other file here is ETTh1 from its row 3000 on, saved as ETTh2.csv (hourly, 14,420
-    # rows): its split, statistics and test windows differ from ETTh1's.
+    # rows): its split, statistics and test windows differ from ETTh1's. The command runs
+    # in this process (`python -m grukit` itself: the subprocess tests below).
     with open(ETT_CSV) as f:
         lines = f.readlines()
     other = tmp_path / "ETTh2.csv"
     other.write_text(lines[0] + "".join(lines[1 + 3000:]))
     out = tmp_path / "run"
-    _grukit(["zoo", "train", "ett-forecasting", *TINY, "--epochs", "1", "--data", str(other),
-             "--out", str(out)])
+    assert main(["zoo", "train", "ett-forecasting", *TINY, "--epochs", "1", "--data", str(other),
+                 "--out", str(out)]) == 0
     meta = presets.read_metadata(out / "preset")
     assert meta["preprocessing"]["data_name"] == "ETTh2"
     assert "ETTh2" in meta["description"] and "ETTh1" not in meta["description"]
@@ -513,8 +513,10 @@ def test_cli_trains_and_evaluates_on_another_ett_file(tmp_path):
     etth1_mean = np.mean(np.loadtxt(ETT_CSV, delimiter=",", skiprows=1, usecols=7,
                                     max_rows=8640))
     assert abs(meta["preprocessing"]["mean"][-1] - etth1_mean) > 1.0  # OT statistics differ
-    stdout = _grukit(["zoo", "evaluate", "ett-forecasting", "--preset", str(out / "preset"),
-                      "--data", str(other)])
+    capsys.readouterr()
+    assert main(["zoo", "evaluate", "ett-forecasting", "--preset", str(out / "preset"),
+                 "--data", str(other)]) == 0
+    stdout = capsys.readouterr().out
     row = next(line.split() for line in stdout.splitlines() if line.split()[:1] == ["mse"])
     assert float(row[1]) == pytest.approx(meta["metrics"]["test"]["mse"], rel=1e-5), stdout
     assert row[1] == row[2], stdout  # measured == in the preset
@@ -686,7 +688,8 @@ def test_only_the_command_modules_print():
 
 def test_library_logs_and_only_the_command_prints(tmp_path, capsys, caplog):
     """Training from Python prints nothing (it logs to the 'grukit' logger); the command
-    line shows that log on stdout, with evaluate's progress."""
+    line shows that log on stdout, with evaluate's progress, and its table: the committed
+    preset's validation metrics as measured and as recorded, equal."""
     import logging
 
     require_data(ETT_CSV)
@@ -703,6 +706,9 @@ def test_library_logs_and_only_the_command_prints(tmp_path, capsys, caplog):
                      "--data-dir", DATA_DIR]) == 0
         out = capsys.readouterr().out
         assert "evaluate: loading the data" in out and "evaluate: done in" in out
+        line = next(line for line in out.splitlines() if line.split()[:1] == ["mse"])
+        measured, recorded = map(float, line.split()[1:3])
+        assert measured == pytest.approx(recorded, rel=2e-4)
     finally:
         logger.handlers[:] = saved[0]
         logger.setLevel(saved[1])
@@ -722,13 +728,31 @@ def test_missing_data_fails_under_run_sh_and_skips_otherwise(tmp_path):
         def test_reads_ett():
             pass
     '''))
+    # Both runs in one process (one Keras import): the setting is read when conftest.py is
+    # imported, so it is imported afresh for each.
+    (tmp_path / "both.py").write_text(textwrap.dedent(f'''
+        import os, sys
+        import pytest
+
+        for mode in ("required", "skip-missing"):
+            os.environ["GRUKIT_TEST_DATA"] = mode
+            for name in ("conftest", "test_needs"):
+                sys.modules.pop(name, None)
+            print("RUN", mode, flush=True)
+            code = pytest.main(["-q", "-p", "no:cacheprovider", "-rsf",
+                                {str(tmp_path / "test_needs.py")!r}])
+            print("EXIT", mode, int(code), flush=True)
+    '''))
+    proc = subprocess.run([sys.executable, str(tmp_path / "both.py")], cwd=tmp_path,
+                          env=_env("jax"), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     runs = {}
-    for mode in ("required", "skip-missing"):
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                               "-rsf", str(tmp_path / "test_needs.py")], cwd=tmp_path,
-                              env=_env("jax", GRUKIT_TEST_DATA=mode), capture_output=True,
-                              text=True, timeout=900)
-        runs[mode] = (proc.returncode, proc.stdout)
+    for part in proc.stdout.split("RUN ")[1:]:
+        mode, out = part.split("\n", 1)
+        code = re.search(rf"^EXIT {mode} (\d+)$", out, re.M)
+        assert code, proc.stdout
+        runs[mode] = (int(code.group(1)), out[:code.start()])
+    assert sorted(runs) == ["required", "skip-missing"], proc.stdout
     code, out = runs["required"]
     assert code == 1 and re.search(r"\b1 (failed|error)\b", out), out
     assert "/nonexistent/ett/ETTh1.csv is absent" in out, out

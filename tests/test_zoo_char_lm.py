@@ -9,7 +9,6 @@ One tiny model is trained per backend on a slice of the text (seconds).
 import json
 import math
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -20,7 +19,7 @@ import grukit.zoo as zoo
 from grukit.zoo.models.char_lm.generation import MAX_LENGTH, generate, sample, uniform
 from grukit.zoo.models.char_lm.model import CharLM, _runner, stream_loss
 from grukit.zoo.models.char_lm.preprocessing import build_vocabulary, decode, encode
-from conftest import BACKEND, DATA_DIR, REPO, require_data, one_pass
+from conftest import BACKEND, DATA_DIR, require_data, one_pass
 
 #: tests without a pass of their own run once, in this pass (conftest.py)
 ONE_PASS = one_pass("torch", "jax", "tensorflow", why="zoo behaviour, on one backend")
@@ -271,22 +270,21 @@ def test_evaluate_on_another_text_uses_the_models_vocabulary(tmp_path, capsys, m
 
 
 @needs_data
-def test_cli_predict_and_errors(trained):
+def test_cli_predict_and_errors(trained, capsys, cli_log):
+    # the command in this process (`python -m grukit` itself: tests/test_zoo.py's processes)
+    from grukit.__main__ import main
+
     result, _ = trained
-    env = dict(os.environ, KERAS_BACKEND=BACKEND, GRUKIT_DATA_DIR=DATA_DIR)
-    cmd = [sys.executable, "-m", "grukit", "zoo", "predict", "char-lm", "--preset",
-           str(result.preset), "--prompt", "ROMEO:", "--length", "40", "--temperature", "0.8",
-           "--top-k", "0", "--seed", "1"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    argv = ["zoo", "predict", "char-lm", "--preset", str(result.preset), "--prompt", "ROMEO:",
+            "--length", "40", "--temperature", "0.8", "--top-k", "0", "--seed", "1"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
     expected = "ROMEO:" + zoo.get("char-lm").predict(result.model, "ROMEO:", length=40,
                                                      temperature=0.8, seed=1)
-    assert proc.stdout == expected + "\n"
-    assert "characters/s" in proc.stderr
-    bad = subprocess.run(cmd[:-8] + ["--prompt", "ROMEO~", "--temperature", "-1"], env=env,
-                         capture_output=True, text=True, cwd=REPO, timeout=900)
-    assert bad.returncode == 2
-    assert "error: char-lm: temperature must be >= 0" in bad.stderr
+    assert out == expected + "\n"
+    assert "characters/s" in err
+    assert main(argv[:-8] + ["--prompt", "ROMEO~", "--temperature", "-1"]) == 2
+    assert "error: char-lm: temperature must be >= 0" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------- export

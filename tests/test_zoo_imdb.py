@@ -6,8 +6,6 @@ One tiny model is trained per backend on a few hundred reviews (seconds).
 """
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,7 +18,7 @@ from grukit.zoo.models.imdb_sentiment.model import SentimentModel, nb_ratios, ng
 from grukit.zoo.models.imdb_sentiment.preprocessing import ReviewTokenizer, tokenize, truncate_tokens
 from grukit.zoo.models.imdb_sentiment.config import SEARCH_SPACE_NAMES
 from grukit.zoo.models.imdb_sentiment.recipe import SEARCH_SPACES
-from conftest import BACKEND, DATA_DIR, REPO, require_data, one_pass
+from conftest import BACKEND, DATA_DIR, require_data, one_pass
 
 #: tests without a pass of their own run once, in this pass (conftest.py)
 ONE_PASS = one_pass("torch", "jax", "tensorflow", why="zoo behaviour, on one backend")
@@ -411,26 +409,23 @@ def test_gate_plot(trained, tmp_path):
 
 @needs_data
 @pytest.mark.skipif(BACKEND != "torch", reason="one CLI run is enough (PyTorch pass)")
-def test_cli_predict(trained):
-    env = dict(os.environ, KERAS_BACKEND=BACKEND, GRUKIT_DATA_DIR=DATA_DIR)
-    proc = subprocess.run(
-        [sys.executable, "-m", "grukit", "zoo", "predict", "imdb-sentiment", "--preset",
-         str(trained[0].preset), "an overlong, joyless film", ""],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = proc.stdout.strip().splitlines()
+def test_cli_predict(trained, capsys, cli_log):
+    # the command in this process (`python -m grukit` itself: tests/test_zoo.py's processes)
+    from grukit.__main__ import main
+
+    preset = str(trained[0].preset)
+    assert main(["zoo", "predict", "imdb-sentiment", "--preset", preset,
+                 "an overlong, joyless film", ""]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2
     p = float(lines[0].split()[0])
     from grukit.zoo import SentimentClassifier  # the command prints what the task predicts
 
-    expected = SentimentClassifier.from_preset(str(trained[0].preset)).predict(
-        ["an overlong, joyless film"])[0]
+    expected = SentimentClassifier.from_preset(preset).predict(["an overlong, joyless film"])[0]
     assert abs(p - expected) <= 6e-5 and "an overlong, joyless film" in lines[0]
     assert lines[1].startswith("0.5000") and "no tokens" in lines[1]
-    proc = subprocess.run(
-        [sys.executable, "-m", "grukit", "zoo", "predict", "imdb-sentiment", "--preset",
-         str(trained[0].preset)], capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
-    assert proc.returncode == 2 and "nothing to score" in proc.stderr
+    assert main(["zoo", "predict", "imdb-sentiment", "--preset", preset]) == 2
+    assert "nothing to score" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ export

@@ -410,11 +410,12 @@ def load_preset(path, compile=False):
     if not compile and isinstance(config, dict):
         config = dict(config)
         config.pop("compile_config", None)
-    model = keras.saving.deserialize_keras_object(config)
-    if not model.built:
-        build_config = config.get("build_config") if isinstance(config, dict) else None
-        if build_config:
-            model.build_from_config(build_config)
+    with tensorflow_optional():  # keras.layers.Bidirectional serialises its layer (IMDB)
+        model = keras.saving.deserialize_keras_object(config)
+        if not model.built:
+            build_config = config.get("build_config") if isinstance(config, dict) else None
+            if build_config:
+                model.build_from_config(build_config)
     model.load_weights(str(path / WEIGHTS_FILE))
     model.zoo_preset = Preset(path, metadata)
     return model

@@ -1,10 +1,11 @@
-"""The zoo's shared machinery (grukit.zoo): registry, hyperparameters, presets, CLI, and --
-in the TensorFlow pass only, as subprocesses -- distributed tuning, resuming a killed
-training, data parallel on JAX and the atomic SavedModel export.
+"""The zoo's shared machinery (grukit.zoo): registry, hyperparameters, presets, CLI, and,
+as subprocesses in one pass (``once``: the PyTorch pass when the run has it), distributed
+tuning, resuming a killed training and data parallel on JAX; the SavedModel export and
+its atomicity in the TensorFlow pass.
 
 The model under test is ett-forecasting (the first zoo model), trained tiny with
 --quick on slices of the real ETTh1 data ($GRUKIT_DATA_DIR/ett/ETTh1.csv; the tests
-that need it are skipped without it).
+that need it fail without it under tests/run.sh, else are skipped).
 """
 import csv
 import json

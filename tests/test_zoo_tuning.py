@@ -403,7 +403,8 @@ def test_bad_worker_timeouts_are_named(value, env, match, monkeypatch, tmp_path)
         ett.tune(ett.hparams(quick=True), None, tmp_path, worker_timeout=value)
 
 
-def test_the_command_reports_an_incomplete_search_as_an_error(monkeypatch, tmp_path, capsys):
+def test_the_command_reports_an_incomplete_search_as_an_error(monkeypatch, tmp_path, capsys,
+                                                             cli_log):
     """`grukit zoo tune` ends an incomplete distributed search with `error: ...` (how to
     resume) and exit status 1, not a traceback."""
     from grukit.__main__ import main

@@ -9,7 +9,8 @@ regenerates its outputs) and that the outputs are complete and clean.
 ``test_notebook_runs`` executes each notebook top to bottom in quick mode with the same
 script (nbclient, a fresh kernel on this interpreter, ``KERAS_BACKEND=jax``, fixed seeds,
 a temporary working directory), in memory: nothing is written back. It runs once per test
-run, in the JAX pass of ``tests/run.sh`` (JAX is the fastest backend here).
+run, in the PyTorch pass of ``tests/run.sh`` when the run has it (the kernels run JAX in
+any pass; that pass is the lightest).
 
 The kernel is this interpreter: ``notebooks/execute.py`` writes a kernelspec (``argv`` =
 ``sys.executable -m ipykernel_launcher``) into a temporary directory and starts the kernel
@@ -21,9 +22,8 @@ import importlib.util
 import os
 
 import pytest
-import keras
 
-from conftest import DATA_DIR, REPO, once, require_data
+from conftest import DATA_DIR, REPO, once, one_pass, require_data
 
 NOTEBOOK_DIR = os.path.join(REPO, "notebooks")
 NOTEBOOKS = [
@@ -146,11 +146,11 @@ def test_every_notebook_is_run_and_linked():
         assert not missing, f"{readme} does not link {missing}"
 
 
+@one_pass("torch", "jax", "tensorflow", why="the notebooks' kernels run JAX in any pass")
 @pytest.mark.parametrize("name,needs_data", NOTEBOOKS, ids=[n for n, _ in NOTEBOOKS])
 def test_notebook_runs(name, needs_data):
     """Quick mode, top to bottom, in a fresh kernel; the committed file is not touched."""
-    if keras.backend.backend() != "jax":
-        pytest.skip("notebooks run once, in the JAX pass")
+    pytest.importorskip("jax")
     pytest.importorskip("nbformat")
     pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")

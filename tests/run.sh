@@ -19,6 +19,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 start=$(date +%s)
+# The passes start dozens of Python processes that import TensorFlow, Keras, JAX or
+# PyTorch: with PYTHONDONTWRITEBYTECODE set (as on some CI images), each of them compiles
+# thousands of modules from source again (measured: a clean clone's run 747 s vs 613 s with
+# bytecode present). The first import of a module writes its bytecode into .venv instead.
+unset PYTHONDONTWRITEBYTECODE
 
 # --- install: uv when it is available (several times faster than pip here), else pip.
 # torch is pinned to the local CPU wheel: an unpinned torch pulls a multi-GB CUDA build.

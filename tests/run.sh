@@ -21,8 +21,8 @@ fi
 start=$(date +%s)
 # The passes start dozens of Python processes that import TensorFlow, Keras, JAX or
 # PyTorch: with PYTHONDONTWRITEBYTECODE set (as on some CI images), each of them compiles
-# thousands of modules from source again (measured: a clean clone's run 747 s vs 613 s with
-# bytecode present). The first import of a module writes its bytecode into .venv instead.
+# thousands of modules from source again (a clean clone's run here: 747 s; with this line,
+# 625 s). The first import of a module writes its bytecode into .venv instead.
 unset PYTHONDONTWRITEBYTECODE
 
 # --- install: uv when it is available (several times faster than pip here), else pip.
@@ -67,7 +67,8 @@ if [ "$jobs" -gt 1 ]; then
 fi
 # XLA on CPU compiles the thousands of tiny programs of the JAX tests faster with its
 # elemental emitters than with its fusion emitters (same values: the tolerances are
-# unchanged; tests/test_cells_reference.py under JAX: 64 s -> 56 s on a quiet 2-core VM). Used where this jaxlib knows the flag (an unknown flag aborts XLA);
+# unchanged; tests/test_cells_reference.py under JAX: 64 s -> 56 s on a quiet 2-core VM).
+# Used where this jaxlib knows the flag (an unknown flag aborts XLA);
 # GRUKIT_TEST_XLA_EMITTERS=fusion keeps XLA's default.
 fast_xla="--xla_cpu_use_fusion_emitters=false"
 case "${GRUKIT_TEST_XLA_EMITTERS:-elemental} ${XLA_FLAGS:-}" in

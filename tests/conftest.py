@@ -5,20 +5,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 #: The tests compile thousands of tiny JAX programs, in this process (the JAX pass) and in
 #: the JAX processes that tests start (notebook kernels, the zoo's commands, other-backend
 #: checks): XLA's optimisation passes cost more than they save on them (the values are the
-#: same: tolerances are unchanged). GRUKIT_TEST_JAX_FAST_COMPILE=0 keeps them.
-JAX_FAST_COMPILE = os.environ.get("GRUKIT_TEST_JAX_FAST_COMPILE", "1") == "1"
-if JAX_FAST_COMPILE:
-    os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")  # inherited by subprocesses
+#: same: tolerances are unchanged). JAX reads the variable when it is imported (below, by
+#: Keras); subprocesses inherit it. GRUKIT_TEST_JAX_FAST_COMPILE=0 keeps the passes.
+if os.environ.get("GRUKIT_TEST_JAX_FAST_COMPILE", "1") == "1":
+    os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import numpy as np
 import pytest
 import keras
 
 BACKEND = keras.backend.backend()
-if BACKEND == "jax" and JAX_FAST_COMPILE:
-    import jax
-
-    jax.config.update("jax_disable_most_optimizations", True)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.environ.get("GRUKIT_DATA_DIR", os.path.join(REPO, "..", "shared", "data"))
 #: ``tests/run.sh`` (what CI runs) sets ``GRUKIT_TEST_DATA=required``: a test whose data file

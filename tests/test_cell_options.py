@@ -23,9 +23,8 @@ from keras import ops
 import grukit
 import reference as R
 from conftest import BACKEND, to_np
-from test_cells_reference import (  # noqa: F401  (_jax_fast_compile: autouse fixture)
-    Checker, _gradient_check, _jax_fast_compile, built,
-    make_cell, rand_data, random_weights, run,
+from test_cells_reference import (
+    Checker, _gradient_check, built, make_cell, rand_data, random_weights, run,
 )
 
 VARIANTS = [v.name for v in grukit.variants()]

@@ -52,22 +52,6 @@ def _dump_errors():
             json.dump({"backend": BACKEND, **MAX_ERR}, f, indent=1, sort_keys=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _jax_fast_compile():
-    """On JAX this module is dominated by XLA compilation of many tiny programs
-    (every eager scan compiles); skip XLA's optimisation passes while it runs."""
-    if BACKEND != "jax":
-        yield
-        return
-    import jax
-    old = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_disable_most_optimizations", old)
-
-
 # --------------------------------------------------------------------------
 # precision handling
 

@@ -9,12 +9,15 @@
 * ``go_backwards`` processes the sequence from the end and returns the outputs
   in processing order.
 
-Backends: JAX -- ``jax.lax.scan``; PyTorch -- a plain Python loop over
-``unbind`` (Keras's generic torch loop spends an extra probe step and list
-conversions per call); TensorFlow -- Keras's ``tf.while_loop``.
+Backends: JAX -- ``jax.lax.scan`` (called eagerly: one compiled loop per distinct
+step program, reused across calls and layers, see :func:`_jax_eager_scan`); PyTorch --
+a plain Python loop over ``unbind`` (Keras's generic torch loop spends an extra probe
+step and list conversions per call); TensorFlow -- Keras's ``tf.while_loop``.
 """
 
 from __future__ import annotations
+
+import collections
 
 import keras
 from keras import ops
@@ -47,6 +50,14 @@ def scan(step, xs, h0, mask=None, go_backwards=False, return_sequences=True,
 
 
 def _jax_scan(step, xs, h0, mask, go_backwards, return_sequences, zero_output_for_mask):
+    flags = (go_backwards, return_sequences, zero_output_for_mask)
+    compiled = _jax_eager_scan(step, xs, h0, mask, flags)
+    if compiled is not None:
+        return compiled
+    return _jax_scan_body(step, xs, h0, mask, *flags)
+
+
+def _jax_scan_body(step, xs, h0, mask, go_backwards, return_sequences, zero_output_for_mask):
     import jax
     import jax.numpy as jnp
 
@@ -75,6 +86,57 @@ def _jax_scan(step, xs, h0, mask, go_backwards, return_sequences, zero_output_fo
         (h_last, last), ys = jax.lax.scan(body, (h0, jnp.zeros_like(h0)), (xs_t, ms_t))
     outputs = jnp.swapaxes(ys, 0, 1) if return_sequences else last[:, None]
     return last, outputs, [h_last]
+
+
+#: Compiled eager loops, keyed by the step's program (its jaxpr, printed) and the flags.
+_EAGER_SCANS = collections.OrderedDict()
+_EAGER_SCANS_MAX = 256
+
+
+def _jax_eager_scan(step, xs, h0, mask, flags):
+    """The loop as one compiled program that is reused across calls, or None under a trace.
+
+    Called eagerly (concrete arrays, no ``jit``/``grad`` around it), ``lax.scan`` traces
+    ``step`` -- a new closure over the layer's weights on every call -- and XLA compiles it
+    again each time (~0.1 s on CPU, more than the loop itself for short sequences). Here
+    ``step`` is traced once per call to a jaxpr whose closed-over arrays (weights, dropout
+    masks) become arguments, and the loop over that jaxpr is compiled once per distinct
+    program: every later call with the same variant, options and shapes -- whatever the
+    weights, on any layer instance -- runs the compiled loop. Under a trace (an outer
+    ``jit``, ``grad`` or ``vmap``) the caller's trace compiles the loop; None is returned.
+    """
+    import jax
+    from jax.extend import core as jex_core
+
+    tracer = jax.core.Tracer
+    if any(isinstance(a, tracer) for a in (xs, h0, mask)) or not isinstance(xs, jax.Array) \
+            or jax.config.jax_disable_jit:
+        return None
+    x_t = jax.ShapeDtypeStruct(xs.shape[:1] + xs.shape[2:], xs.dtype,
+                               weak_type=getattr(xs, "weak_type", False))
+    h_t = jax.ShapeDtypeStruct(h0.shape, h0.dtype, weak_type=getattr(h0, "weak_type", False))
+    try:
+        closed = jax.make_jaxpr(step)(x_t, h_t)
+    except Exception:  # a step that only runs eagerly: leave it to lax.scan
+        return None
+    consts = list(closed.consts)
+    if any(isinstance(c, tracer) for c in consts):
+        return None
+    jaxpr = closed.jaxpr
+    key = (str(jaxpr), flags, mask is None)
+    run = _EAGER_SCANS.get(key)
+    if run is None:
+        def loop(consts, xs, h0, mask):
+            def traced_step(x_t, h):
+                return jex_core.jaxpr_as_fun(jex_core.ClosedJaxpr(jaxpr, consts))(x_t, h)[0]
+            return _jax_scan_body(traced_step, xs, h0, mask, *flags)
+
+        run = _EAGER_SCANS[key] = jax.jit(loop)
+        if len(_EAGER_SCANS) > _EAGER_SCANS_MAX:
+            _EAGER_SCANS.popitem(last=False)
+    else:
+        _EAGER_SCANS.move_to_end(key)
+    return run(consts, xs, h0, mask)
 
 
 def _torch_loop(step, xs, h0, mask, go_backwards, return_sequences, zero_output_for_mask):

@@ -40,6 +40,29 @@ def one_pass(*preference, why):
 
 #: Backend-independent tests go to the lightest pass (PyTorch), when the run has it.
 once = one_pass("torch", "jax", "tensorflow", why="backend-independent")
+#: Variants with every kind of gate input between them: the standard GRU (x, h and bias;
+#: a reset gate), GRU3 (gates from the bias alone), MGU2 (one gate, from h alone), Li-GRU
+#: (batch-normalised inputs, relu, no bias) and minGRU (no h in any block: a parallel scan).
+VARIANT_SAMPLE = ("gru", "gru3", "mgu2", "ligru", "mingru")
+#: The pass that runs every variant through the per-variant tests of Keras's recurrent
+#: machinery and of the cell options (the lightest pass the run includes).
+EVERY_VARIANT_PASS = next((b for b in ("torch", "jax", "tensorflow") if b in PASSES), BACKEND)
+
+
+def pass_variants(variants):
+    """The variants a per-variant test runs in this pass: all of ``variants`` in
+    :data:`EVERY_VARIANT_PASS`, the ones in :data:`VARIANT_SAMPLE` in the other passes.
+
+    For tests of what every variant shares -- the loop, masking, states, Bidirectional,
+    serialisation, the options' code -- where a variant differs only in which terms its
+    gates see (data in its spec, not code). Each variant's own equations are checked
+    against the NumPy reference in every pass (tests/test_cells_reference.py)."""
+    variants = list(variants)
+    if BACKEND == EVERY_VARIANT_PASS:
+        return variants
+    return [v for v in variants if (v[0] if isinstance(v, tuple) else v) in VARIANT_SAMPLE]
+
+
 #: Opts a test out of its module's ``ONE_PASS`` default: it runs in every pass.
 every_pass = pytest.mark.skipif(False, reason="runs in every pass")
 

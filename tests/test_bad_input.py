@@ -1,5 +1,9 @@
 """Wrong arguments and inputs fail early, with a message that names the argument
-and says what was expected (all backends)."""
+and says what was expected.
+
+Calls of layers and cells run in every pass (per-variant cases: see
+``conftest.pass_variants``); the checks of constructor arguments, which run no backend
+op, run once (``conftest.once``)."""
 import re
 
 import numpy as np
@@ -8,6 +12,7 @@ import pytest
 import keras
 
 import grukit
+from conftest import once, pass_variants
 
 VARIANTS = [v.name for v in grukit.variants()]
 B, T, F, U = 2, 5, 3, 4
@@ -41,7 +46,7 @@ def test_sequence_input_of_wrong_rank(variant, layer, shape):
         rnn(_x(*shape))
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", pass_variants(VARIANTS))
 def test_cell_called_on_a_sequence(variant):
     cell = grukit.get_cell(variant, U)
     with pytest.raises(ValueError, match=r"expected ndim=2, found ndim=3"):
@@ -67,7 +72,7 @@ def test_gate_activations_rejects_other_layers():
 
 # ---------------------------------------------------- feature size change
 @pytest.mark.parametrize("layer", list(LAYERS))
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", pass_variants(VARIANTS))
 def test_feature_size_changes_between_calls(variant, layer):
     rnn = LAYERS[layer](variant)
     rnn(_x(B, T, F))
@@ -117,7 +122,7 @@ def test_two_initial_states_for_a_one_state_cell(layer):
         rnn(_x(B, T, F), initial_state=[_state(B, U), _state(B, U)])
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", pass_variants(VARIANTS))
 def test_cell_called_with_a_state_of_wrong_shape(variant):
     cell = grukit.get_cell(variant, U)
     with pytest.raises(ValueError, match=r"(?s)state.*must have shape \(batch, 4\); got \(2, 5\)"):
@@ -136,6 +141,7 @@ def test_gate_activations_initial_state_shape():
     lambda: grukit.GatedRNNCell(4, variant="nope"),
     lambda: grukit.get_variant("gru4"),
 ], ids=["get_cell", "layers.GRU", "GatedRNNCell", "get_variant"])
+@once
 def test_unknown_variant_name(make):
     with pytest.raises(ValueError, match=r"Unknown variant '(mgu9|nope|gru4)'\. Expected one of: "
                                          + ", ".join(VARIANTS)):
@@ -143,6 +149,7 @@ def test_unknown_variant_name(make):
 
 
 @pytest.mark.parametrize("bad", [3, None, ["mgu"]], ids=["int", "None", "list"])
+@once
 def test_variant_of_wrong_type(bad):
     with pytest.raises(TypeError, match=r"`variant` must be a variant name \(str\)"):
         grukit.layers.GRU(4, variant=bad)
@@ -150,6 +157,7 @@ def test_variant_of_wrong_type(bad):
         grukit.get_cell(bad, 4)
 
 
+@once
 def test_variant_is_required_for_the_generic_cell():
     with pytest.raises(ValueError, match=r"`variant` is required for GatedRNNCell"):
         grukit.GatedRNNCell(4)
@@ -158,6 +166,7 @@ def test_variant_is_required_for_the_generic_cell():
 @pytest.mark.parametrize("cls,variant", [
     (grukit.MGUCell, "gru"), (grukit.GRUCell, "mgu2"), (grukit.MinGRUCell, "ligru"),
     (grukit.LiGRUCell, grukit.get_variant("mingru"))])
+@once
 def test_named_cell_with_a_conflicting_variant(cls, variant):
     name = cls.variant.name
     with pytest.raises(ValueError, match=rf"{cls.__name__} is variant '{name}'; got variant="):
@@ -167,6 +176,7 @@ def test_named_cell_with_a_conflicting_variant(cls, variant):
 
 # ------------------------------------------------------------------ units
 @pytest.mark.parametrize("units", [0, -3])
+@once
 def test_units_not_positive(units):
     for make in (grukit.MGUCell, lambda u: grukit.layers.GRU(u, variant="gru2"),
                  lambda u: grukit.GatedRNNCell(u, variant="ligru")):
@@ -175,6 +185,7 @@ def test_units_not_positive(units):
 
 
 @pytest.mark.parametrize("units", [4.0, 2.5, "4", None, True], ids=repr)
+@once
 def test_units_not_an_int(units):
     for make in (grukit.GRU1Cell, lambda u: grukit.layers.GRU(u, variant="mingru")):
         with pytest.raises(TypeError, match=r"`units` must be a positive int, got "
@@ -182,6 +193,7 @@ def test_units_not_an_int(units):
             make(units)
 
 
+@once
 def test_numpy_int_units_are_fine():
     assert grukit.MGUCell(np.int64(4)).units == 4
 
@@ -189,6 +201,7 @@ def test_numpy_int_units_are_fine():
 # ---------------------------------------------------------------- dropout
 @pytest.mark.parametrize("name", ["dropout", "recurrent_dropout"])
 @pytest.mark.parametrize("rate", [1.0, -0.1, 1.5])
+@once
 def test_dropout_outside_unit_interval(name, rate):
     for make in (lambda **kw: grukit.GRUCell(4, **kw),
                  lambda **kw: grukit.layers.GRU(4, variant="mgu1", **kw)):
@@ -198,12 +211,14 @@ def test_dropout_outside_unit_interval(name, rate):
 
 @pytest.mark.parametrize("name", ["dropout", "recurrent_dropout"])
 @pytest.mark.parametrize("rate", ["0.1", None, True], ids=repr)
+@once
 def test_dropout_not_a_number(name, rate):
     with pytest.raises(TypeError, match=rf"`{name}` must be a float in \[0, 1\), got "
                                         + re.escape(repr(rate))):
         grukit.MGU3Cell(4, **{name: rate})
 
 
+@once
 def test_recurrent_dropout_on_mingru():
     for make in (lambda: grukit.MinGRUCell(4, recurrent_dropout=0.2),
                  lambda: grukit.layers.GRU(4, variant="mingru", recurrent_dropout=0.2)):
@@ -215,6 +230,7 @@ def test_recurrent_dropout_on_mingru():
 # ------------------------------------------------------------- activation
 @pytest.mark.parametrize("name", ["activation", "recurrent_activation"])
 @pytest.mark.parametrize("value", ["nope", 3], ids=repr)
+@once
 def test_unknown_activation(name, value):
     for make in (lambda **kw: grukit.MGU2Cell(4, **kw),
                  lambda **kw: grukit.layers.GRU(4, variant="gru1", **kw)):
@@ -225,6 +241,7 @@ def test_unknown_activation(name, value):
 
 # ------------------------------------------------------ structural options
 @pytest.mark.parametrize("variant", ["gru3", "mgu3"])
+@once
 def test_use_bias_false_with_bias_only_gates(variant):
     for make in (lambda: grukit.get_cell(variant, 4, use_bias=False),
                  lambda: grukit.layers.GRU(4, variant=variant, use_bias=False)):
@@ -234,6 +251,7 @@ def test_use_bias_false_with_bias_only_gates(variant):
 
 
 @pytest.mark.parametrize("variant", ["ligru", "mingru"])
+@once
 def test_reset_after_without_a_reset_gate(variant):
     for make in (lambda: grukit.get_cell(variant, 4, reset_after=True),
                  lambda: grukit.layers.GRU(4, variant=variant, reset_after=True)):
@@ -243,12 +261,14 @@ def test_reset_after_without_a_reset_gate(variant):
     assert grukit.get_cell(variant, 4, reset_after=False).reset_after is False
 
 
+@once
 def test_reset_after_not_a_bool():
     with pytest.raises(TypeError, match=r"`reset_after` must be a bool, got 1"):
         grukit.GRUCell(4, reset_after=1)
 
 
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "mingru"])
+@once
 def test_parallel_true_needs_mingru(variant):
     for make in (lambda: grukit.layers.RNN(grukit.get_cell(variant, 4), parallel=True),
                  lambda: grukit.layers.GRU(4, variant=variant, parallel=True)):
@@ -257,6 +277,7 @@ def test_parallel_true_needs_mingru(variant):
             make()
 
 
+@once
 def test_parallel_true_with_other_cells():
     with pytest.raises(ValueError, match=r"`parallel=True` needs.*'GRUCell' is not"):
         grukit.layers.RNN(keras.layers.GRUCell(4), parallel=True)
@@ -264,12 +285,14 @@ def test_parallel_true_with_other_cells():
 
 
 @pytest.mark.parametrize("value", ["yes", "True", None], ids=repr)
+@once
 def test_parallel_not_a_choice(value):
     with pytest.raises(ValueError, match=r"`parallel` must be 'auto', True or False, got "
                                          + re.escape(repr(value))):
         grukit.layers.RNN(grukit.MinGRUCell(4), parallel=value)
 
 
+@once
 def test_use_cudnn_and_projection_options():
     with pytest.raises(ValueError, match=r"`use_cudnn=True` needs the standard 'gru' variant"):
         grukit.layers.GRU(4, variant="mgu", use_cudnn=True)
@@ -280,6 +303,7 @@ def test_use_cudnn_and_projection_options():
         grukit.layers.GRU(4, projection="bad")
 
 
+@once
 def test_unknown_keyword_argument():
     with pytest.raises(ValueError, match=r"Unrecognized keyword arguments passed to MGUCell: "
                                          r"\{'foo': 1\}"):

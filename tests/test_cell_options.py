@@ -6,7 +6,9 @@ from Ba et al. 2016, Zhang & Sennrich 2019, Krueger et al. 2017 and Merity et
 al. 2018), float64 gradients against central differences of the reference,
 the random masks (rates, what they are shared over, reproducibility), masks /
 go_backwards / stateful, ``.keras`` round trips and bad arguments. Runs under
-every backend (KERAS_BACKEND=tensorflow|jax|torch).
+every backend (KERAS_BACKEND=tensorflow|jax|torch): every variant in one pass of a run,
+a sample of them with every kind of gate in the others (``conftest.pass_variants``; the
+options' code is shared by all variants).
 
 The random masks are recorded (forward checks, eager) or fixed (gradient
 checks, traced) by wrapping the cell's ``zoneout_mask`` and
@@ -22,7 +24,7 @@ from keras import ops
 
 import grukit
 import reference as R
-from conftest import BACKEND, to_np
+from conftest import BACKEND, pass_variants, to_np
 from test_cells_reference import (
     Checker, _gradient_check, built, make_cell, rand_data, random_weights, run,
 )
@@ -68,7 +70,8 @@ def _fix_masks(zone=None, kernel=None):
 
 # each variant with its default reset_after, and the GRU in both forms: every code
 # path of the normalised step (fused or separate candidate matmul) at one compilation each
-NORM_CONFIGS = [(v, grukit.get_variant(v).reset_after_default) for v in VARIANTS] + [("gru", False)]
+NORM_CONFIGS = pass_variants([(v, grukit.get_variant(v).reset_after_default) for v in VARIANTS]
+                             + [("gru", False)])
 
 
 @pytest.mark.parametrize("variant,reset_after", NORM_CONFIGS,
@@ -127,7 +130,7 @@ def test_norm_weights_param_counts_and_defaults():
 # 2. zoneout and weight drop: forward vs the reference with the drawn masks
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", pass_variants(VARIANTS))
 def test_zoneout_and_weight_drop_forward(variant):
     rng = np.random.default_rng(21)
     x, h0 = rand_data(rng)
@@ -236,7 +239,7 @@ def test_masks_are_per_sequence_reproducible_and_at_their_rates():
 # 3. gradients: float64 autodiff vs central differences of the reference
 
 
-GRAD_CASES = [(v, c) for v in VARIANTS for c in ("layer+zoneout", "rms+weight_drop")]
+GRAD_CASES = pass_variants((v, c) for v in VARIANTS for c in ("layer+zoneout", "rms+weight_drop"))
 
 
 @pytest.mark.parametrize("variant,case", GRAD_CASES, ids=[f"{v}-{c}" for v, c in GRAD_CASES])

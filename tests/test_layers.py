@@ -6,7 +6,7 @@ import keras
 import grukit
 from grukit.layers import linear_scan
 
-from conftest import BACKEND, to_np
+from conftest import BACKEND, pass_variants, to_np
 
 VARIANTS = [v.name for v in grukit.variants()]
 
@@ -21,7 +21,7 @@ def _pair(variant, **kw):
     return a, b, x
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", pass_variants(VARIANTS))
 def test_projection_step_equals_sequence(variant):
     a = grukit.layers.GRU(5, variant=variant, return_sequences=True, projection="step", parallel=False)
     b = grukit.layers.GRU(5, variant=variant, return_sequences=True, projection="sequence", parallel=False)
@@ -30,6 +30,36 @@ def test_projection_step_equals_sequence(variant):
     b.set_weights(a.get_weights())
     mask = np.array([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]], bool)
     np.testing.assert_allclose(to_np(a(x, mask=mask)), to_np(b(x, mask=mask)), atol=1e-6)
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="JAX's eager loop")
+def test_jax_eager_calls_reuse_one_compiled_loop():
+    """Called eagerly on JAX, a layer's loop is compiled once per step program: a second
+    layer of the same variant and shapes, with other weights, runs the same compiled loop
+    (the weights are its arguments, not constants), and both give what a jitted call gives."""
+    import jax
+
+    from grukit import _loop
+
+    x = np.random.default_rng(3).standard_normal((2, 6, 3)).astype("float32")
+    mask = np.array([[1, 1, 1, 1, 0, 0], [1] * 6], bool)
+    layers = [grukit.layers.GRU(4, variant="mgu2", return_sequences=True,
+                                recurrent_initializer="glorot_uniform") for _ in range(2)]
+    for kw in ({}, {"mask": mask}):
+        outs, loops = [], []
+        for layer in layers:
+            outs.append(to_np(layer(x, **kw)))
+            loops.append(next(reversed(_loop._EAGER_SCANS.values())))  # the one just used
+            jitted = jax.jit(lambda tv, ntv, xx: layer.stateless_call(tv, ntv, xx, **kw)[0])
+            expected = jitted([v.value for v in layer.trainable_variables],
+                              [v.value for v in layer.non_trainable_variables], x)
+            np.testing.assert_allclose(outs[-1], to_np(expected), atol=1e-6, err_msg=str(kw))
+        assert loops[0] is loops[1], f"the second layer compiled its own loop ({kw})"
+        assert np.max(np.abs(outs[0] - outs[1])) > 1e-3  # other weights, other outputs
+    with jax.disable_jit():  # op by op, as asked: no compiled loop
+        programs = set(_loop._EAGER_SCANS)
+        grukit.layers.GRU(4, variant="gru3", return_sequences=True)(x[:, :5])
+        assert set(_loop._EAGER_SCANS) <= programs
 
 
 def test_fused_gru_path_and_loop_each_equal_keras_gru():

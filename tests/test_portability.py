@@ -73,7 +73,8 @@ BUILD = textwrap.dedent('''
 
 # One process per backend does everything that backend's checks need, in this order:
 # `import grukit` (must import no Keras, TensorFlow or tf-datasets), then Keras; every
-# variant's grukit.layers.GRU and gate_activations (must not import TensorFlow either);
+# variant's grukit.layers.GRU and gate_activations, then grukit.zoo and the committed
+# ett-forecasting preset (must not import TensorFlow or keras-tuner either);
 # then, if asked, builds, runs and saves its own model; then loads the .keras files it is
 # given and runs them. (Keras's Bidirectional layer imports TensorFlow: hence the order.)
 OTHER_BACKEND = textwrap.dedent("""
@@ -91,6 +92,10 @@ OTHER_BACKEND = textwrap.dedent("""
         layer(x)
         grukit.gate_activations(layer, x)
     result["after_use"] = sorted(m for m in HEAVY[1:] if m in sys.modules)
+    import grukit.zoo
+    grukit.zoo.get("ett-forecasting")
+    grukit.zoo.load("ett-forecasting")  # the committed preset
+    result["after_zoo"] = sorted(m for m in HEAVY[1:] if m in sys.modules)
     if job.get("save"):
         model_path, x_path, y_path = job["save"]
         keras.utils.set_random_seed(0)
@@ -105,18 +110,17 @@ OTHER_BACKEND = textwrap.dedent("""
     print("RESULT", json.dumps(result))
 """)
 
-# Serves SavedModels with TensorFlow alone. Arguments: jobs separated by "--", each an
-# export directory followed by pairs of (inputs, outputs) .npy files.
+# Serves a SavedModel with TensorFlow alone. Arguments: the export directory, then
+# triples of (endpoint, inputs .npy, outputs .npy).
 SERVE = textwrap.dedent("""
     import sys
     import numpy as np
     import tensorflow as tf
 
-    for job in " ".join(sys.argv[1:]).split(" -- "):
-        export_dir, *files = job.split()
-        served = tf.saved_model.load(export_dir)
-        for xpath, ypath in zip(files[::2], files[1::2]):
-            np.save(ypath, served.serve(tf.constant(np.load(xpath))).numpy())
+    export_dir, *jobs = sys.argv[1:]
+    served = tf.saved_model.load(export_dir)
+    for endpoint, xpath, ypath in zip(jobs[::3], jobs[1::3], jobs[2::3]):
+        np.save(ypath, getattr(served, endpoint)(tf.constant(np.load(xpath))).numpy())
     assert "grukit" not in sys.modules, "loading the SavedModel imported grukit"
     print("grukit imported:", "grukit" in sys.modules)
 """)
@@ -155,7 +159,8 @@ def moved(tmp_path_factory):
     """The cross-backend round trips, run once: four processes, not one per check.
 
     This (TensorFlow) process builds the model of every variant, saves it as a .keras file
-    and exports it as a SavedModel with a static and with a dynamic sequence length. A JAX
+    and exports it as one SavedModel with an endpoint for a static and one for a dynamic
+    sequence length. A JAX
     process loads the TF file and saves its own; a PyTorch process loads both files; a
     TensorFlow process without grukit serves both SavedModels; this process, which
     imported Keras before grukit, loads the JAX file. Returns the expected and the
@@ -170,18 +175,24 @@ def moved(tmp_path_factory):
     out["tf_expected"] = keras.ops.convert_to_numpy(model(x))
     model.save(tmp / "tf.keras")
     np.save(tmp / "x.npy", x)
-    serve, out["served_expected"] = [], {}
-    for name, steps in (("static_length", ns["T"]), ("dynamic_length", None)):
-        exported = ns["build_model"](steps)
-        ns["randomize"](exported)
-        export_dir = tmp / f"saved_model_{name}"
-        exported.export(str(export_dir), format="tf_saved_model", verbose=False)
-        serve += (["--"] if serve else []) + [str(export_dir)]
-        for length in ([6] if steps else [6, 9]):
-            xl = ns["inputs"](length)
-            out["served_expected"][name, length] = keras.ops.convert_to_numpy(exported(xl))
-            np.save(tmp / f"x{length}.npy", xl)
-            serve += [str(tmp / f"x{length}.npy"), str(tmp / f"served_{name}_{length}.npy")]
+    # One SavedModel, two endpoints: `serve` takes any sequence length, `serve_static`
+    # the model's T (traced with a static length, as model.export of a fixed-length model).
+    exported = ns["build_model"](None)
+    ns["randomize"](exported)
+    archive = keras.export.ExportArchive()
+    archive.track(exported)
+    for endpoint, steps in (("serve", None), ("serve_static", ns["T"])):
+        archive.add_endpoint(endpoint, exported.call, input_signature=[
+            keras.InputSpec(shape=(None, steps, ns["F"]), dtype="float32")])
+    export_dir = tmp / "saved_model"
+    archive.write_out(str(export_dir), verbose=False)
+    serve, out["served_expected"] = [str(export_dir)], {}
+    for endpoint, length in (("serve_static", 6), ("serve", 6), ("serve", 9)):
+        xl = ns["inputs"](length)
+        out["served_expected"][endpoint, length] = keras.ops.convert_to_numpy(exported(xl))
+        np.save(tmp / f"x{length}.npy", xl)
+        serve += [endpoint, str(tmp / f"x{length}.npy"),
+                  str(tmp / f"served_{endpoint}_{length}.npy")]
     tf_file = [str(tmp / "tf.keras"), str(tmp / "x.npy")]
     jax_file = [str(tmp / "jax.keras"), str(tmp / "x_jax.npy")]
     out["imports"] = {
@@ -229,25 +240,27 @@ def test_keras_file_saved_under_jax_loads_under_tf_and_torch(moved):
 
 # ---------------------------------------------------------- TF SavedModel
 @tf_only
-@pytest.mark.parametrize("name", ["static_length", "dynamic_length"])
-def test_tf_saved_model_serves_without_grukit(moved, name):
+@pytest.mark.parametrize("endpoint", ["serve_static", "serve"])
+def test_tf_saved_model_serves_without_grukit(moved, endpoint):
     assert "grukit imported: False" in moved["serve_stdout"]
-    lengths = sorted(length for (n, length) in moved["served_expected"] if n == name)
-    assert lengths == ([6] if name == "static_length" else [6, 9])
+    lengths = sorted(length for (n, length) in moved["served_expected"] if n == endpoint)
+    assert lengths == ([6] if endpoint == "serve_static" else [6, 9])
     for length in lengths:
-        np.testing.assert_allclose(moved["served"][name, length],
-                                   moved["served_expected"][name, length], atol=1e-5, rtol=0,
-                                   err_msg=f"SavedModel vs Keras model, T={length}")
+        np.testing.assert_allclose(moved["served"][endpoint, length],
+                                   moved["served_expected"][endpoint, length], atol=1e-5,
+                                   rtol=0, err_msg=f"SavedModel {endpoint} vs Keras, T={length}")
 
 
 # ----------------------------------------------------------------- imports
 @tf_only  # reads what the processes of `moved` imported
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_import_grukit_does_not_import_tensorflow(moved, backend):
+def test_grukit_and_its_zoo_do_not_import_tensorflow(moved, backend):
     result = moved["imports"][backend]
     assert result["backend"] == backend
     assert result["after_import"] == [], f"import grukit imported {result['after_import']}"
     assert result["after_use"] == [], f"using grukit's layers imported {result['after_use']}"
+    assert result["after_zoo"] == [], \
+        f"loading a zoo model (ett-forecasting) imported {result['after_zoo']}"
 
 
 # -------------------------------------------------------------------- CLI

@@ -1,7 +1,7 @@
 """The zoo's shared machinery (grukit.zoo): registry, hyperparameters, presets, CLI, and,
-as subprocesses in one pass (``once``: the PyTorch pass when the run has it), distributed
-tuning, resuming a killed training and data parallel on JAX; the SavedModel export and
-its atomicity in the TensorFlow pass.
+as subprocesses in one pass (``once``: the PyTorch pass when the run has it), resuming a
+killed training and data parallel on JAX; the SavedModel export and its atomicity in the
+TensorFlow pass. A distributed search of real processes: tests/test_zoo_tuning.py.
 
 The model under test is ett-forecasting (the first zoo model), trained tiny with
 --quick on slices of the real ETTh1 data ($GRUKIT_DATA_DIR/ett/ETTh1.csv; the tests
@@ -437,61 +437,10 @@ def test_cli_missing_optional_dependency_is_named_before_any_output(capsys, monk
 
 
 # ------------------------------------------------------ TF pass: subprocesses
-@once
-def test_import_grukit_zoo_does_not_import_tensorflow():
-    code = textwrap.dedent("""
-        import sys
-        import grukit, grukit.zoo
-        ett = grukit.zoo.get("ett-forecasting")
-        model = grukit.zoo.load("ett-forecasting")
-        print("RESULT", sorted(m for m in ("tensorflow", "keras_tuner") if m in sys.modules))
-    """)
-    proc = subprocess.run([sys.executable, "-c", code], env=_env("jax"), cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "RESULT []" in proc.stdout, proc.stdout
-
-
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@once
-@needs_data
-def test_distributed_tuning_chief_and_two_workers(tmp_path):
-    """keras-tuner's chief/worker protocol on loopback: the chief serves the oracle and
-    exits when the search is complete; both workers run trials; max_trials in total."""
-    port, out, trials = _free_port(), tmp_path / "search", 4
-    # the variant and segment are held fixed so that trials share compiled programs
-    cmd = [sys.executable, "-m", "grukit", "zoo", "tune", "ett-forecasting", *TINY,
-           "--variant", "gru", "--set", "segment=24", "--set", "dropout=0.1",
-           "--epochs", "1", "--max-trials", str(trials), "--out", str(out)]
-    procs = {}
-    for role in ("chief", "tuner0", "tuner1"):
-        env = _env("jax", KERASTUNER_TUNER_ID=role, KERASTUNER_ORACLE_IP="127.0.0.1",
-                   KERASTUNER_ORACLE_PORT=str(port))
-        procs[role] = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT, text=True)
-    outputs = {}
-    try:
-        for role, proc in procs.items():
-            outputs[role] = proc.communicate(timeout=900)[0]
-            assert proc.returncode == 0, f"{role} failed:\n{outputs[role][-5000:]}"
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-    ran = {role: outputs[role].count(f"[{role}] trial done") for role in ("tuner0", "tuner1")}
-    assert ran["tuner0"] >= 1 and ran["tuner1"] >= 1, ran
-    assert ran["tuner0"] + ran["tuner1"] == trials, ran
-    assert "serving the random oracle" in outputs["chief"]
-    with open(out / "trials.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert len(rows) == trials and all(r["status"] == "COMPLETED" for r in rows), rows
-    assert {"variant", "units", "params", "val_loss", "time_s"} <= set(rows[0])
-    assert (out / "best_hparams.json").is_file()
 
 
 @needs_data
@@ -685,34 +634,6 @@ def test_only_the_command_modules_print():
                         and not any(k.arg == "file" for k in node.keywords)):
                     found.append(f"{os.path.relpath(path, REPO)}:{node.lineno}")
     assert found == [], found
-
-
-def test_library_logs_and_only_the_command_prints(tmp_path, capsys, caplog):
-    """Training from Python prints nothing (it logs to the 'grukit' logger); the command
-    line shows that log on stdout, with evaluate's progress, and its table: the committed
-    preset's validation metrics as measured and as recorded, equal."""
-    import logging
-
-    require_data(ETT_CSV)
-    ett = zoo.get("ett-forecasting")
-    logger = logging.getLogger("grukit")
-    saved = logger.handlers[:], logger.level
-    logger.handlers[:] = []  # as in a fresh Python session: nobody has asked for the log
-    try:
-        with caplog.at_level(logging.INFO, logger="grukit"):
-            metrics, _ = ett.evaluate_preset(split="validation", data_dir=DATA_DIR)
-        assert capsys.readouterr().out == ""
-        assert "evaluate: measuring on the validation split" in caplog.text
-        assert main(["zoo", "evaluate", "ett-forecasting", "--split", "validation",
-                     "--data-dir", DATA_DIR]) == 0
-        out = capsys.readouterr().out
-        assert "evaluate: loading the data" in out and "evaluate: done in" in out
-        line = next(line for line in out.splitlines() if line.split()[:1] == ["mse"])
-        measured, recorded = map(float, line.split()[1:3])
-        assert measured == pytest.approx(recorded, rel=2e-4)
-    finally:
-        logger.handlers[:] = saved[0]
-        logger.setLevel(saved[1])
 
 
 @once

@@ -139,9 +139,26 @@ def test_committed_preset_metadata(committed):
 
 
 @needs_data
-def test_committed_preset_reproduces_its_test_metrics(ett, committed, data):
-    meta = committed.zoo_preset.metadata
-    metrics = ett.evaluate(committed, data, meta["hparams"], "test")
+def test_committed_preset_reproduces_its_test_metrics_and_logs_without_printing(
+        ett, data, capsys, caplog):
+    """The committed preset's test metrics, measured again from Python. The library prints
+    nothing: it logs to the 'grukit' logger, which the command line shows on stdout
+    (test_cli_evaluate_horizon_reproduces_the_preset)."""
+    import logging
+
+    logger = logging.getLogger("grukit")
+    saved = logger.handlers[:], logger.level
+    logger.handlers[:] = []  # as in a fresh Python session: nobody has asked for the log
+    try:
+        with caplog.at_level(logging.INFO, logger="grukit"):
+            metrics, meta = ett.evaluate_preset(data=data)
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+    assert capsys.readouterr().out == ""
+    assert "evaluate: measuring on the test split" in caplog.text
+    assert "evaluate: done in" in caplog.text
+    assert meta["hparams"]["horizon"] == 96
     assert metrics["windows"] == meta["metrics"]["test"]["windows"]
     assert metrics["mse"] == pytest.approx(meta["metrics"]["test"]["mse"], rel=2e-4)
     assert metrics["mae"] == pytest.approx(meta["metrics"]["test"]["mae"], rel=2e-4)
@@ -229,11 +246,13 @@ def test_presets_use_the_configuration_their_search_chose(ett, by_horizon):
 @needs_data
 def test_cli_evaluate_horizon_reproduces_the_preset(ett, capsys, monkeypatch):
     """`grukit zoo evaluate --horizon H` reproduces the card's numbers; one horizon per backend
-    pass (each evaluation takes tens of seconds on a CPU), so the three passes cover all three."""
+    pass (each evaluation takes tens of seconds on a CPU), so the three passes cover all three.
+    The command shows the library's log (its progress) on stdout, then its table."""
     horizon = {"tensorflow": 192, "jax": 336, "torch": 720}[BACKEND]
     monkeypatch.setenv("GRUKIT_DATA_DIR", DATA_DIR)
     assert main(["zoo", "evaluate", "ett-forecasting", "--horizon", str(horizon)]) == 0
     out = capsys.readouterr().out
+    assert "evaluate: loading the data" in out and "evaluate: done in" in out, out
     for key in ("mse", "mae", "windows"):
         line = next(line for line in out.splitlines() if line.split()[:1] == [key])
         measured, recorded = map(float, line.split()[1:3])

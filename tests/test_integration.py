@@ -394,20 +394,19 @@ def test_mingru_rejects_recurrent_dropout():
 
 
 def test_fit_and_predict_compiled():
-    """Every variant in grukit.layers.RNN, and in keras.layers.RNN (this pass's variants,
-    see ``conftest.pass_variants``), with dropout, in one model (one compiled training
-    graph, not one per layer): trains a few compiled steps, and predicts (compiled)
-    what it computes eagerly."""
+    """This pass's variants (``conftest.pass_variants``), in keras.layers.RNN and in
+    grukit.layers.RNN, with dropout, in one model (one compiled training graph, not one
+    per layer): trains a few compiled steps, and predicts (compiled) what it computes
+    eagerly. (Every variant's compiled forward pass and gradient, on JAX:
+    tests/test_cells_reference.py.)"""
     rng = _rng(8)
     x = rng.standard_normal((8, T, F)).astype("float32")
     y = rng.standard_normal((8, 1)).astype("float32")
     inp = keras.Input((T, F))
     rnns = {}
     init = dict(kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal")
-    for v in VARIANTS:
-        if v in pass_variants(VARIANTS):
-            rnns["keras", v] = keras.layers.RNN(_cell(v, **_dropout_kw(v), **init),
-                                                name=f"keras_{v}")
+    for v in pass_variants(VARIANTS):
+        rnns["keras", v] = keras.layers.RNN(_cell(v, **_dropout_kw(v), **init), name=f"keras_{v}")
         rnns["grukit", v] = grukit.layers.RNN(_cell(v, **_dropout_kw(v), **init),
                                               name=f"grukit_{v}")
     h = keras.layers.Concatenate()([rnn(inp) for rnn in rnns.values()])

@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 
 import keras
-from keras import ops
 from keras.src import backend as _backend
 
 __all__ = ["scan"]

@@ -24,9 +24,9 @@ from keras import ops
 
 import grukit
 import reference as R
-from conftest import BACKEND, pass_variants, to_np
+from conftest import pass_variants, to_np
 from test_cells_reference import (
-    Checker, _gradient_check, built, make_cell, rand_data, random_weights, run,
+    Checker, _gradient_check, built, make_cell, rand_data, random_weights,
 )
 
 VARIANTS = [v.name for v in grukit.variants()]

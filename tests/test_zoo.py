@@ -27,7 +27,7 @@ import keras
 import grukit.zoo as zoo
 from grukit.__main__ import main
 from grukit.zoo import presets
-from conftest import BACKEND, DATA_DIR, REPO, once, require_data, one_pass
+from conftest import BACKEND, DATA_DIR, REPO, once, one_pass
 
 #: tests without a pass of their own run once, in this pass (conftest.py)
 ONE_PASS = one_pass("torch", "jax", "tensorflow", why="zoo behaviour, on one backend")

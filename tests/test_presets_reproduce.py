@@ -70,6 +70,7 @@ def test_imdb_preset_reproduces_its_test_accuracy():
 
 @pytest.mark.needs_data(TEXT)
 @one_pass("jax", "torch", "tensorflow", why="the whole validation text")
+@pytest.mark.xla_optimized
 def test_char_lm_preset_reproduces_its_validation_loss():
     require_data(TEXT)
     lm = zoo.get("char-lm")

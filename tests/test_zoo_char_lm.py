@@ -328,6 +328,5 @@ def test_export_generates_like_predict(lm, trained, tmp_path):
     ref = keras.ops.convert_to_numpy(
         result.model(np.array([[vocab["vocabulary"].index(c) for c in "ROMEO:"]])))[0, -1]
     np.testing.assert_allclose(step["logits"].numpy()[0], ref, atol=1e-5)
-    # a second export replaces the first, atomically
-    lm.export(out, preset=result.preset, verify=False, verbose=False)
-    assert (out / "saved_model.pb").is_file()
+    # (an export over a previous one, and a failed one: the recipe-independent writer's
+    # tests in tests/test_zoo.py)

@@ -244,6 +244,7 @@ def test_presets_use_the_configuration_their_search_chose(ett, by_horizon):
 
 @every_pass
 @needs_data
+@pytest.mark.xla_optimized
 def test_cli_evaluate_horizon_reproduces_the_preset(ett, capsys, monkeypatch):
     """`grukit zoo evaluate --horizon H` reproduces the card's numbers; one horizon per backend
     pass (each evaluation takes tens of seconds on a CPU), so the three passes cover all three.

@@ -160,6 +160,9 @@ def test_committed_preset_reproduces_its_test_metrics_and_logs_without_printing(
     assert "evaluate: done in" in caplog.text
     assert meta["hparams"]["horizon"] == 96
     assert metrics["windows"] == meta["metrics"]["test"]["windows"]
+    # and the validation metrics the card quotes
+    validation, _ = ett.evaluate_preset(data=data, split="validation")
+    assert validation["mse"] == pytest.approx(meta["metrics"]["validation"]["mse"], rel=2e-4)
     assert metrics["mse"] == pytest.approx(meta["metrics"]["test"]["mse"], rel=2e-4)
     assert metrics["mae"] == pytest.approx(meta["metrics"]["test"]["mae"], rel=2e-4)
 
@@ -354,11 +357,6 @@ def test_cli_predict_index_and_input(committed, data, tmp_path, capsys, monkeypa
     assert len(forecast.read_text().splitlines()) == H + 1
     assert main(["zoo", "predict", "ett-forecasting", "--index", "999999"]) == 2
     assert "--index must be in [0, 2784]" in capsys.readouterr().err
-
-
-# `grukit zoo evaluate ett-forecasting --split validation` reproducing the committed preset's
-# validation MSE: tests/test_zoo.py::test_library_logs_and_only_the_command_prints (the same
-# command, run there once).
 
 
 # ------------------------------------------------------------------- search

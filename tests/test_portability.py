@@ -78,9 +78,9 @@ BUILD = textwrap.dedent('''
 # variant's grukit.layers.GRU and gate_activations, then grukit.zoo and the committed
 # ett-forecasting preset (must not import TensorFlow or keras-tuner either);
 # then, if asked, builds, runs and saves its own model; then loads the .keras files it is
-# given and runs them (with predict: on JAX one compiled program, 1.5 s, where eager calls
-# compile the 22 recurrent layers one by one, 5.7 s). (Keras's Bidirectional layer imports
-# TensorFlow: hence the order.)
+# given and runs them (with predict: on JAX one compiled program, where eager calls compile
+# the 22 recurrent layers one by one, several times slower). (Keras's Bidirectional layer
+# imports TensorFlow: hence the order.)
 OTHER_BACKEND = textwrap.dedent("""
     import json, sys
 

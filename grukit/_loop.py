@@ -126,9 +126,8 @@ def _jax_eager_scan(step, xs, h0, mask, flags):
     run = _EAGER_SCANS.get(key)
     if run is None:
         def loop(consts, xs, h0, mask):
-            def traced_step(x_t, h):
-                return jex_core.jaxpr_as_fun(jex_core.ClosedJaxpr(jaxpr, consts))(x_t, h)[0]
-            return _jax_scan_body(traced_step, xs, h0, mask, *flags)
+            step_fn = jex_core.jaxpr_as_fun(jex_core.ClosedJaxpr(jaxpr, consts))
+            return _jax_scan_body(lambda x_t, h: step_fn(x_t, h)[0], xs, h0, mask, *flags)
 
         run = _EAGER_SCANS[key] = jax.jit(loop)
         if len(_EAGER_SCANS) > _EAGER_SCANS_MAX:

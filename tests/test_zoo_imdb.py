@@ -336,6 +336,23 @@ def test_preset_round_trip_and_evaluate(trained, imdb):
 
 
 @needs_data
+def test_evaluate_reads_reviews_with_the_presets_own_vocabulary(trained, imdb):
+    """A preset measured on data other than it was trained on (here: the same test reviews,
+    but a training split cut to 300 reviews, whose vocabulary differs) reads them with its
+    own vocabulary, as it serves them, and no vocabulary is built from that data."""
+    result, _, hp = trained
+    other = imdb.load_data(data_dir=DATA_DIR, limit=300)
+    metrics, meta = imdb.evaluate_preset(result.preset, data=other, split="test")
+    assert other._vocab == {}  # nothing was rebuilt from the other reviews
+    texts, labels = other.texts("test", hp["test_limit"])
+    p = imdb.predict(zoo.load("imdb-sentiment", preset=result.preset), texts)
+    assert metrics["examples"] == len(labels) == 200
+    assert metrics["accuracy"] == np.mean((p > 0.5) == (np.asarray(labels) == 1))
+    assert metrics["accuracy"] == pytest.approx(meta["metrics"]["test"]["accuracy"], abs=1e-9)
+    assert metrics["loss"] == pytest.approx(meta["metrics"]["test"]["loss"], rel=1e-4)
+
+
+@needs_data
 def test_predict_raw_strings(trained, imdb):
     model = trained[0].model
     texts = ["a great film", "an awful film", "ok"]

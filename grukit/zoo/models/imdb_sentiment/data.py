@@ -128,6 +128,27 @@ class ImdbData:
             self._encoded[key] = (tok.encode(texts), np.asarray(labels, np.int64))
         return self._encoded[key]
 
+    def encoded_for(self, tokenizer, split, hparams):
+        """``(ids int32 [n, sequence_length], labels)`` of ``split`` read with ``tokenizer``
+        (a trained model's own :class:`ReviewTokenizer`, whose vocabulary came from the
+        reviews it was trained on, not from this data).
+
+        The encoding :meth:`encoded` shares between trials is reused when it was made with
+        the same vocabulary, length and truncation (a model just trained on this data);
+        otherwise the reviews are encoded with ``tokenizer`` (a preset measured on other
+        or fewer reviews than it was trained on: no vocabulary is rebuilt from them).
+        """
+        limit = hparams[{"train": "train_limit", "train_full": "train_limit",
+                         "validation": "val_limit", "test": "test_limit"}[split]]
+        vocab_key = (hparams["vocab_size"], hparams["train_limit"],
+                     "train_full" if hparams["refit"] else "train")
+        if (self._vocab.get(vocab_key) == tokenizer.vocabulary
+                and tokenizer.sequence_length == hparams["sequence_length"]
+                and tokenizer.truncate == hparams["truncate"]):
+            return self.encoded(split, hparams)
+        texts, labels = self.texts(split, limit)
+        return tokenizer.encode(texts), np.asarray(labels, np.int64)
+
 
 def _imdb_source(data_dir, path):
     """The archive or folder :func:`grukit.datasets.load_imdb` will read, if local."""

@@ -174,8 +174,11 @@ class ImdbSentiment(ZooModel):
     def evaluate(self, model, data, hparams, split="test"):
         """Accuracy and log loss over every review of ``split`` (``examples`` counts them);
         for an ``ngram_weighting="nb"`` model also each member's accuracy alone
-        (``recurrent_accuracy``, ``ngram_accuracy``)."""
-        ids, labels = data.encoded(split, hparams)
+        (``recurrent_accuracy``, ``ngram_accuracy``).
+
+        The reviews are read with the model's own vocabulary (``model.tokenizer``),
+        whatever reviews ``data`` holds: a preset is measured as it serves."""
+        ids, labels = data.encoded_for(model.tokenizer, split, hparams)
         members = model.two_members
         p = predict_ids(model, ids, batch_size=max(hparams["batch_size"], 256),
                         bucket=hparams["bucket"], members=members)

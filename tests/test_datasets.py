@@ -4,16 +4,13 @@ Real data come from $GRUKIT_DATA_DIR (tests/run.sh points it at ../shared/data);
 tests that need a real file skip with a message when it is absent. Nothing here
 downloads: the online paths run against tfds.testing.mock_data or a fake
 keras.utils.get_file. Tests that do not depend on the backend and cost seconds
-(the full IMDB parse, TensorFlow/tfds imports, the no-TensorFlow subprocess)
+(the full IMDB parse, TensorFlow/tfds imports)
 run once, in the TensorFlow pass.
 """
 import io
 import math
 import os
-import subprocess
-import sys
 import tarfile
-import textwrap
 
 import numpy as np
 import pytest
@@ -21,7 +18,7 @@ import pytest
 import keras
 
 from grukit import datasets
-from conftest import BACKEND, DATA_DIR, REPO, every_pass, once, one_pass, require_data
+from conftest import BACKEND, DATA_DIR, every_pass, one_pass, require_data
 
 #: tests without a pass of their own run once, in this pass (conftest.py)
 ONE_PASS = one_pass("torch", "jax", "tensorflow", why="data loaders, on one backend")
@@ -551,56 +548,8 @@ def test_ett_bad_csvs_are_clear_errors(tmp_path, isolated):
 
 
 # ----------------------------------------------------- without TensorFlow
-NO_TF = textwrap.dedent('''
-    import importlib.abc, importlib.machinery, sys
-
-    class NotInstalled(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-        """Makes tensorflow and tensorflow_datasets unimportable, as if not installed."""
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("tensorflow", "tensorflow_datasets"):
-                return importlib.machinery.ModuleSpec(name, self)
-        def create_module(self, spec):
-            raise ModuleNotFoundError(f"No module named {spec.name!r}", name=spec.name)
-        def exec_module(self, module):
-            pass
-
-    sys.meta_path.insert(0, NotInstalled())
-    try:
-        import tensorflow
-    except ImportError:
-        pass
-    else:
-        raise AssertionError("the blocker did not block tensorflow")
-
-    import keras
-    from grukit import datasets
-
-    texts, labels = datasets.load_imdb("test", download=False)
-    text = datasets.load_tiny_shakespeare("validation", download=False)
-    ett = datasets.load_ett(download=False)
-    ds = datasets.WindowDataset(ett, "test", 24, 8, batch_size=512)
-    model = keras.Sequential([keras.Input((24, 7)), keras.layers.Flatten(),
-                              keras.layers.Dense(8 * 7), keras.layers.Reshape((8, 7))])
-    model.compile("adam", "mse")
-    model.fit(ds, epochs=1, verbose=0)
-    loss = model.evaluate(ds, verbose=0)
-    tf_modules = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tensorflow_datasets"))
-    print("RESULT", keras.backend.backend(), len(texts), int(labels.sum()), len(text),
-          ett.values.shape[0], len(ds), loss > 0, tf_modules)
-''')
-
-
-@once  # a subprocess
-def test_offline_loaders_work_without_tensorflow():
-    for path in (IMDB_TAR, SHAKESPEARE_TXT, ETTH1_CSV):
-        _need(path)
-    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3",
-               GRUKIT_DATA_DIR=DATA_DIR)
-    proc = subprocess.run([sys.executable, "-c", NO_TF], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-6000:]
-    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-    assert line == ["RESULT jax 25000 12500 111540 17420 6 True []"], proc.stdout[-3000:]
+# The loaders reading the local files offline with TensorFlow and tensorflow-datasets not
+# installed: tests/test_packaging.py (the installed wheel's process).
 
 
 # ------------------------------------------------------------ batches

@@ -3,11 +3,11 @@
 These tests spawn Python subprocesses for the other backends, so each runs once per
 run. The round trips between backends run together in the TensorFlow pass (the ``moved``
 fixture: one process per other backend, and one that serves the SavedModels); the other
-checks, in subprocesses of their own, in the lightest pass (``once``).
+checks, in subprocesses of their own, in the lightest pass (``once``). (`grukit demo` runs
+from the installed wheel: tests/test_packaging.py.)
 """
 import json
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -269,28 +269,7 @@ def test_grukit_and_its_zoo_do_not_import_tensorflow(moved, backend):
 
 
 # -------------------------------------------------------------------- CLI
-@once
-def test_cli_demo_prints_every_variant():
-    stdout = _run(["-m", "grukit", "demo"], "tensorflow")
-    rows = {}
-    for line in stdout.splitlines():
-        parts = line.split()
-        if parts and parts[0] in VARIANT_NAMES:
-            rows[parts[0]] = parts
-    assert sorted(rows) == sorted(VARIANT_NAMES), stdout
-    for name, parts in rows.items():
-        params, formula, mean, std, diff = parts[1:6]
-        assert int(params) == int(formula) > 0, f"{name}: params {params} != formula {formula}"
-        assert np.isfinite(float(mean)) and float(std) > 0, line
-        assert float(diff) < 1e-5, f"{name}: keras.layers.RNN vs grukit.layers.RNN differ by {diff}"
-    assert re.search(r"backend tensorflow", stdout), stdout
-    # the zoo's three models answer from the shipped presets
-    p = [float(m) for m in re.findall(r"imdb-sentiment   P\(positive\) = ([0-9.]+)", stdout)]
-    assert len(p) == 2 and p[0] > 0.5 > p[1], stdout
-    assert re.search(r"char-lm          ROMEO:\n                 \S", stdout), stdout
-    ot = re.search(r"ett-forecasting  OT over the next 96 h.*\(min ([-0-9.]+), max ([-0-9.]+)\)",
-                   stdout)
-    assert ot and float(ot.group(1)) <= float(ot.group(2)), stdout
+# `grukit demo`: tests/test_packaging.py (run from the installed wheel).
 
 
 # ---------------------------------------------------------- light import

@@ -5,14 +5,16 @@ preset_outputs.json`` on a fixed subset of its data (``tests/preset_outputs.py``
 them). On one backend each: the full figure of the card (IMDB's 25,000 test reviews,
 the char LM's whole validation text; each ETT horizon's full test set is in
 ``test_zoo_ett.py``)."""
+import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import grukit.zoo as zoo
 import preset_outputs
-from conftest import BACKEND, DATA_DIR, require_data, one_pass
+from conftest import BACKEND, DATA_DIR, REPO, require_data, one_pass
 
 IMDB = os.path.join(DATA_DIR, "imdb", "aclImdb_v1.tar.gz")
 TEXT = os.path.join(DATA_DIR, "tinyshakespeare", "input.txt")
@@ -116,6 +118,22 @@ def test_cards_quote_their_presets_measured_metrics():
     assert (f"{meta['recurrent_accuracy']:.4f} ({meta['recurrent_accuracy']:.5g})" in members
             and f"n-gram member {meta['ngram_accuracy']:.4f} ({meta['ngram_accuracy']:.5g})"
             in members), members
+
+    # short text: experiments/imdb_sentiment/short_text.py's committed output, made with
+    # this preset (its whole-review figures are the preset's)
+    short = json.loads((Path(REPO) / "experiments" / "imdb_sentiment" / "results" /
+                        "short-text" / "preset.json").read_text())
+    assert (short["split"], short["reviews"]) == ("test", 25000)
+    for name, key in (("model", "accuracy"), ("recurrent", "recurrent_accuracy"),
+                      ("ngram", "ngram_accuracy")):
+        assert round(short["whole"][name] * 25000) == round(meta[key] * 25000), name
+    first = short["first_sentence"]
+    cell = _table_row(card, "short text: each test review's first sentence")[1]
+    assert cell.startswith(
+        f"model {first['model']:.4f} ({first['model']:.5g}), recurrent member alone "
+        f"{first['recurrent']:.4f} ({first['recurrent']:.5g}), n-gram member alone "
+        f"{first['ngram']:.4f} ({first['ngram']:.5g}); median "
+        f"{first['tokens_median']:.0f} tokens"), cell
 
     meta = zoo.get("char-lm").load().zoo_preset.metadata["metrics"]["validation"]
     row = _table_row(_card("char-lm"), next(

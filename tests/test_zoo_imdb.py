@@ -15,7 +15,8 @@ import grukit.zoo as zoo
 from grukit.zoo.models.imdb_sentiment.data import review_batches
 from grukit.zoo.models.imdb_sentiment.gates import gate_profile, plot_gates
 from grukit.zoo.models.imdb_sentiment.model import SentimentModel, nb_ratios, ngram_bucket_ids, predict_ids
-from grukit.zoo.models.imdb_sentiment.preprocessing import ReviewTokenizer, tokenize, truncate_tokens
+from grukit.zoo.models.imdb_sentiment.preprocessing import (ReviewTokenizer, first_sentence,
+                                                             tokenize, truncate_tokens)
 from grukit.zoo.models.imdb_sentiment.config import SEARCH_SPACE_NAMES
 from grukit.zoo.models.imdb_sentiment.recipe import SEARCH_SPACES
 from conftest import BACKEND, DATA_DIR, require_data, one_pass
@@ -55,6 +56,25 @@ def test_tokenize_rules():
     assert tok("Why?!") == ["why", "?", "!"]
     assert tok("3.5/10<BR/>ok<br>fine") == ["3", "5", "10", "ok", "fine"]
     assert tok(b"bad \xff byte") == ["bad", "\ufffd", "byte"]
+
+
+def test_first_sentence():
+    cases = {
+        "<br /><br />  A gem. Watch it!": "A gem.",
+        "Wow!!! Just wow.": "Wow!!!",
+        'He said "Awful!" Then left.': 'He said "Awful!"',
+        "(It is great.) Really": "(It is great.)",
+        "Rated 3.5/10. Skip": "Rated 3.5/10.",
+        "Dr. No and Mr. T. Smith vs. J. Bond. Fun": "Dr. No and Mr. T. Smith vs. J. Bond.",
+        "I liked it<br />but not the end.": "I liked it",
+        "... ?! Fine. Done": "... ?! Fine.",
+        "why?is this not split": "why?is this not split",
+        "No end at all   ": "No end at all",
+        "": "", " <br /> ": "", b"Bad \xff bytes. More": "Bad \ufffd bytes.",
+    }
+    assert {text: first_sentence(text) for text in cases} == cases
+    with pytest.raises(ValueError, match="must be a string"):
+        first_sentence(None)
 
 
 def test_encode_truncation_and_padding():

@@ -55,6 +55,51 @@ def tokenize(text):
     return [t for t in text.split(" ") if t]
 
 
+_SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s|<br */?>|$)|<br */?>")
+_LEADING = re.compile(r"^(?:\s|<br */?>)+")
+_WORD = re.compile(r"[^\W_]")
+#: Words whose full stop does not end a sentence (besides single capitals: initials).
+_ABBREVIATIONS = frozenset("mr mrs ms dr st jr sr vs etc prof mt no vol".split())
+_LAST_WORD = re.compile(r"([^\W\d_]+)$")
+
+
+def first_sentence(text):
+    """The first sentence of a review: the text up to the first run of ``.``, ``!`` or
+    ``?`` (with closing quotes or brackets) that is followed by whitespace, a ``<br />``
+    tag or the end, or up to the first ``<br />`` tag, whichever comes first, once it holds
+    a word character; the whole review (stripped) when there is no such end.
+
+    A plain rule, not a sentence parser: a single full stop after an initial or a common
+    abbreviation (``"J. Smith"``, ``"Mr. Smith"``, ``"vs."``) does not end a sentence, nor
+    does a decimal point (``"3.5/10"``); other abbreviations do. Leading whitespace and
+    ``<br />`` tags are dropped. ``bytes`` are decoded as by :func:`to_text`.
+
+    Example:
+        >>> from grukit.zoo.models.imdb_sentiment.preprocessing import first_sentence
+        >>> first_sentence("<br />What a film!! I rated it 9.5/10. Go.")
+        'What a film!!'
+        >>> first_sentence("... Well. Not bad")
+        '... Well.'
+        >>> first_sentence("Loved it<br /><br />The end")
+        'Loved it'
+        >>> first_sentence("no full stop at all ")
+        'no full stop at all'
+        >>> first_sentence("Mr. Smith and J. Doe star. Skip it.")
+        'Mr. Smith and J. Doe star.'
+    """
+    text = _LEADING.sub("", to_text(text))
+    for match in _SENTENCE_END.finditer(text):
+        if match.group() == ".":
+            word = _LAST_WORD.search(text, 0, match.start())
+            if word and (len(word.group()) == 1 and word.group().isupper()
+                         or word.group().lower() in _ABBREVIATIONS):
+                continue
+        if _WORD.search(text, 0, match.start()):
+            end = match.start() if match.group().startswith("<") else match.end()
+            return text[:end].rstrip()
+    return text.rstrip()
+
+
 def truncate_tokens(seq, length, mode):
     """``seq`` cut to at most ``length`` items: ``"pre"`` keeps the end, ``"post"`` the
     beginning, ``"both"`` the first ``length // 2`` and the last ``length - length // 2``."""

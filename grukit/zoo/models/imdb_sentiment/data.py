@@ -109,16 +109,14 @@ class ImdbData:
     def vocabulary(self, hparams):
         """The vocabulary of the reviews the model trains on (``"train_full"`` when
         ``hparams["refit"]``)."""
-        split = "train_full" if hparams["refit"] else "train"
-        key = (hparams["vocab_size"], hparams["train_limit"], split)
+        key = _vocabulary_key(hparams)
         if key not in self._vocab:
-            self._vocab[key] = build_vocabulary(self.counts(key[1], split), key[0])
+            self._vocab[key] = build_vocabulary(self.counts(key[1], key[2]), key[0])
         return self._vocab[key]
 
     def encoded(self, split, hparams):
         """``(ids int32 [n, sequence_length], labels)`` of ``split`` for ``hparams``."""
-        limit = hparams[{"train": "train_limit", "train_full": "train_limit",
-                         "validation": "val_limit", "test": "test_limit"}[split]]
+        limit = _split_limit(split, hparams)
         vocab = self.vocabulary(hparams)
         key = (split, limit, hparams["vocab_size"], hparams["train_limit"],
                hparams["refit"], hparams["sequence_length"], hparams["truncate"])
@@ -138,16 +136,24 @@ class ImdbData:
         otherwise the reviews are encoded with ``tokenizer`` (a preset measured on other
         or fewer reviews than it was trained on: no vocabulary is rebuilt from them).
         """
-        limit = hparams[{"train": "train_limit", "train_full": "train_limit",
-                         "validation": "val_limit", "test": "test_limit"}[split]]
-        vocab_key = (hparams["vocab_size"], hparams["train_limit"],
-                     "train_full" if hparams["refit"] else "train")
-        if (self._vocab.get(vocab_key) == tokenizer.vocabulary
+        if (self._vocab.get(_vocabulary_key(hparams)) == tokenizer.vocabulary
                 and tokenizer.sequence_length == hparams["sequence_length"]
                 and tokenizer.truncate == hparams["truncate"]):
             return self.encoded(split, hparams)
-        texts, labels = self.texts(split, limit)
+        texts, labels = self.texts(split, _split_limit(split, hparams))
         return tokenizer.encode(texts), np.asarray(labels, np.int64)
+
+
+def _vocabulary_key(hparams):
+    """``(vocab_size, train_limit, the split it is counted on)``."""
+    return (hparams["vocab_size"], hparams["train_limit"],
+            "train_full" if hparams["refit"] else "train")
+
+
+def _split_limit(split, hparams):
+    """The reviews of ``split`` that ``hparams`` use (0: all)."""
+    return hparams[{"train": "train_limit", "train_full": "train_limit",
+                    "validation": "val_limit", "test": "test_limit"}[split]]
 
 
 def _imdb_source(data_dir, path):

@@ -18,11 +18,12 @@ import textwrap
 import numpy as np
 import pytest
 
+import grukit
 from conftest import DATA_DIR, REPO, once, require_data
 
 pytestmark = once  # builds and installs a wheel, used in a subprocess
 
-VARIANT_NAMES = ["gru", "gru1", "gru2", "gru3", "mgu", "mgu1", "mgu2", "mgu3", "ligru", "mingru"]
+VARIANT_NAMES = [v.name for v in grukit.variants()]
 DATA_FILES = [os.path.join(DATA_DIR, *p) for p in (("imdb", "aclImdb_v1.tar.gz"),
                                                    ("tinyshakespeare", "input.txt"),
                                                    ("ett", "ETTh1.csv"))]

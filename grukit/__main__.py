@@ -15,8 +15,9 @@ def _demo(args):
     import keras
 
     import grukit
+    from grukit.zoo.base import set_seed
 
-    keras.utils.set_random_seed(args.seed)
+    set_seed(args.seed)  # keras.utils.set_random_seed, without importing TensorFlow on JAX/torch
     x = np.random.default_rng(args.seed).standard_normal(
         (args.batch, args.steps, args.features)).astype("float32")
     print(f"grukit {grukit.__version__} on Keras {keras.__version__}, "

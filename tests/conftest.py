@@ -12,11 +12,46 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 if os.environ.get("GRUKIT_TEST_JAX_FAST_COMPILE", "1") == "1":
     os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
+import sys
+
 import numpy as np
 import pytest
 import keras
 
 BACKEND = keras.backend.backend()
+
+
+class _TensorFlowIfImported:
+    """Keras's ``tf`` LazyModule as ``keras.src.saving.serialization_lib`` uses it, but
+    ``available`` only once TensorFlow is imported.
+
+    That module asks ``tf.available and isinstance(obj, tf.TensorShape)`` (and ``tf.DType``,
+    ``tf.TypeSpec``) for every object it serialises, and ``tf.available`` imports TensorFlow:
+    ``keras.layers.Bidirectional`` serialises its layer when it is built. No object can be
+    a TensorFlow type before TensorFlow is imported, so the answers are unchanged; the JAX
+    and PyTorch passes then run without TensorFlow, as a user without it would, and
+    :func:`_tensorflow_stays_out` can check that grukit never loads it there.
+    """
+
+    def __init__(self, lazy):
+        self._lazy = lazy
+
+    @property
+    def available(self):
+        return "tensorflow" in sys.modules and self._lazy.available
+
+    def __getattr__(self, name):
+        return getattr(self._lazy, name)
+
+
+if BACKEND != "tensorflow":
+    try:
+        from keras.src.saving import serialization_lib as _serialization_lib
+
+        _serialization_lib.tf = _TensorFlowIfImported(_serialization_lib.tf)
+    except (ImportError, AttributeError):  # Keras's internals moved: the tests that build a
+        pass  # Bidirectional layer fail in _tensorflow_stays_out, naming themselves
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.environ.get("GRUKIT_DATA_DIR", os.path.join(REPO, "..", "shared", "data"))
 #: ``tests/run.sh`` (what CI runs) sets ``GRUKIT_TEST_DATA=required``: a test whose data file
@@ -97,6 +132,9 @@ def pytest_configure(config):
         "markers", "needs_data(path): the test reads that data file (missing: fails under "
                    "tests/run.sh, else skips)")
     config.addinivalue_line(
+        "markers", "imports_tensorflow: the test may load TensorFlow in the JAX and PyTorch "
+                   "passes (by design, e.g. a SavedModel export)")
+    config.addinivalue_line(
         "markers", "xla_optimized: in the JAX pass, XLA optimises this test's programs "
                    "(a long evaluation, whose run costs more than its compile)")
 
@@ -119,6 +157,30 @@ def _xla_optimized(request):
         jax.config.update("jax_disable_most_optimizations", before)
 
 
+#: Whether TensorFlow is in this process (set once a test has loaded it).
+_TENSORFLOW = {"loaded": "tensorflow" in sys.modules}
+
+
+@pytest.fixture(autouse=True)
+def _tensorflow_stays_out(request):
+    """In the JAX and PyTorch passes, the test during which TensorFlow is first loaded into
+    the process (its setup, module fixtures included, call or teardown) fails, unless it is
+    marked ``imports_tensorflow``.
+
+    grukit's cells, layers and zoo need no TensorFlow on those backends (the zoo imports it
+    for a SavedModel export and for a tensorflow-datasets download only); this keeps it so,
+    in every test of those passes. (Keras's own imports of it while serialising are left
+    out: see :class:`_TensorFlowIfImported`.)"""
+    yield
+    if BACKEND == "tensorflow" or _TENSORFLOW["loaded"] or "tensorflow" not in sys.modules:
+        return
+    _TENSORFLOW["loaded"] = True
+    if request.node.get_closest_marker("imports_tensorflow") is None:
+        pytest.fail(f"TensorFlow was loaded during this test under KERAS_BACKEND={BACKEND}: "
+                    f"grukit must not need it on this backend (mark the test "
+                    f"`imports_tensorflow` where it does by design)", pytrace=False)
+
+
 def pytest_runtest_setup(item):
     for mark in item.iter_markers("needs_data"):
         for path in mark.args:
@@ -132,7 +194,14 @@ def to_np(x):
 
 @pytest.fixture(autouse=True)
 def _seed_and_policy():
-    keras.utils.set_random_seed(1234)
+    """Every test starts from seed 1234 and restores the dtype policy it found.
+
+    Seeds with the zoo's ``set_seed``: ``keras.utils.set_random_seed`` imports TensorFlow on
+    every backend (to seed ``tf.data``), which the JAX and PyTorch passes keep out (see
+    :func:`_tensorflow_stays_out`)."""
+    from grukit.zoo.base import set_seed
+
+    set_seed(1234)
     policy = keras.config.dtype_policy()
     yield
     keras.config.set_dtype_policy(policy)

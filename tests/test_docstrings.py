@@ -4,7 +4,8 @@
 grukit module (private modules and names, ``_x``, are left out) with the standard
 :mod:`doctest` (``ELLIPSIS``, ``NORMALIZE_WHITESPACE``), one test per module. Each
 docstring runs in a fresh namespace (an example imports what it uses), in a fresh
-temporary working directory, after ``keras.utils.set_random_seed(0)``. The cheap,
+temporary working directory, after ``set_seed(0)`` (``grukit.zoo.base``:
+``keras.utils.set_random_seed`` without importing TensorFlow on JAX and PyTorch). The cheap,
 backend-generic modules (:data:`EVERY_BACKEND`) run in every backend's pass, the others
 (the zoo, the data loaders) in the :data:`DOCTEST_BACKEND` pass only. Examples read data
 through ``$GRUKIT_DATA_DIR`` (:data:`NEEDS_DATA`: missing data fails under tests/run.sh,
@@ -35,6 +36,7 @@ import keras
 import pytest
 
 from conftest import BACKEND, DATA_DIR, PASSES, REPO, require_data
+from grukit.zoo.base import set_seed
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 #: The backend-generic, cheap modules: their examples run in every backend's pass.
@@ -137,7 +139,7 @@ def test_docstring_examples(name, isolated):
     for i, test in enumerate(_doctests(module)):
         (isolated / str(i)).mkdir()
         os.chdir(isolated / str(i))  # each docstring in a fresh working directory
-        keras.utils.set_random_seed(0)
+        set_seed(0)
         runner.run(test, out=report.write)
     assert runner.failures == 0, (f"{name}: {runner.failures} of {runner.tries} examples "
                                   f"failed\n{report.getvalue()}")

@@ -150,3 +150,24 @@ def test_cards_quote_their_presets_measured_metrics():
         meta = ett.load(horizon=h).zoo_preset.metadata["metrics"]["test"]
         row = _table_row(card, str(h), column="MSE (this)")
         assert (row[mse], row[mae]) == (f"{meta['mse']:.3f}", f"{meta['mae']:.3f}"), h
+
+    # over three seeds: experiments/ett_forecasting/seeds.py's committed report, whose seed
+    # 0 is each committed preset and whose baselines are the card's table's
+    seeds = json.loads((Path(REPO) / "experiments" / "ett_forecasting" / "seeds" /
+                        "results.json").read_text())
+    dlinear, segrnn = header.index("DLinear"), header.index("SegRNN")
+    for h in ett.committed_horizons():
+        meta = ett.load(horizon=h).zoo_preset.metadata["metrics"]["test"]
+        report, row = seeds[str(h)], _table_row(card, str(h), column="MSE (this)")
+        assert (report["seeds"]["0"]["test_mse"], report["seeds"]["0"]["test_mae"]) == (
+            meta["mse"], meta["mae"]), h
+        assert [report[k] for k in ("dlinear_mse", "segrnn_mse", "dlinear_mae", "segrnn_mae")] \
+            == [float(row[i]) for i in (dlinear, segrnn, header.index("DLinear", mae),
+                                        header.index("SegRNN", mae))], h
+    horizons = ett.committed_horizons()
+    sentence = " ".join(card.split())  # the Limitations bullet, wrapped
+    mse = " / ".join(f"{seeds[str(h)]['test_mse_mean']:.3f} ± {seeds[str(h)]['test_mse_std']:.3f}"
+                     for h in horizons)
+    mae = " / ".join(f"{seeds[str(h)]['test_mae_mean']:.3f}" for h in horizons)
+    assert (f"the mean test MSE is {mse} at {' / '.join(map(str, horizons))} (MAE {mae})"
+            in sentence), "the card's three-seed figures differ from seeds/results.json"

@@ -1,0 +1,145 @@
+"""A cuDNN-style backward through time on JAX (CPU): what it costs to keep the residuals.
+
+Issue #21 asks for a hand-written backward pass through time: per step only the data
+gradient (``dh U^T``), and the weight gradients of the whole sequence from one large GEMM
+after the loop (``H^T dGates``). That needs the per-step gate gradients (and the gates
+themselves) stacked over time. This measures, for the standard GRU (``reset_after``,
+batch 64, T 100, 32 features, 128 units, float32), in one process:
+
+* ``train``: one ``value_and_grad`` of a sum-of-squares loss, jitted, for
+  - ``autodiff, projection per step``: JAX differentiates ``lax.scan`` over the inputs,
+    ``x_t W`` inside the step (what ``grukit.layers.RNN`` does on JAX);
+  - ``autodiff, projection per sequence``: ``x W`` before the loop, scan over it;
+  - ``custom_vjp``: the forward stacks ``h_{t-1}, z, r, h~, (h U)_h``; the backward loop
+    computes the gates' gradients and ``dh`` by hand, stacks the gates' gradients, and
+    ``dW``, ``dU``, the biases' gradients come from one contraction each after the loop;
+* ``parts``: the forward loop without and with the stacked residuals, and the custom
+  backward's loop without its stacked outputs (``dh`` only) and whole.
+
+The gradients of the three are checked against each other first. Run pinned to one core,
+from the repository root::
+
+    OMP_NUM_THREADS=1 taskset -c 0 python experiments/bptt_jax_residuals.py
+
+Milliseconds are the best of 5 blocks of 20 calls; compare them within one run only.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+B, T, F, N = 64, 100, 32, 128
+
+
+def main():
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((B, T, F)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((F, 3 * N)) * 0.1, jnp.float32)
+    u = jnp.asarray(rng.standard_normal((N, 3 * N)) * 0.1, jnp.float32)
+    b = jnp.asarray(rng.standard_normal((2, 3 * N)) * 0.1, jnp.float32)
+    y = jnp.asarray(rng.standard_normal((B, 1)), jnp.float32)
+    h0 = jnp.zeros((B, N), jnp.float32)
+
+    def gates(p, hu, h):
+        """z, r, h~ and h_t from the input projection p and h U + b (reset_after)."""
+        pz, pr, ph = jnp.split(p, 3, -1)
+        uz, ur, uh = jnp.split(hu, 3, -1)
+        z, r = jax.nn.sigmoid(pz + uz), jax.nn.sigmoid(pr + ur)
+        c = jnp.tanh(ph + r * uh)
+        return z, r, c, uh, z * h + (1 - z) * c
+
+    def per_step(w, u, b, x):
+        def body(h, x_t):
+            return gates(x_t @ w + b[0], h @ u + b[1], h)[-1], None
+        return jax.lax.scan(body, h0, jnp.swapaxes(x, 0, 1))[0]
+
+    def per_sequence(w, u, b, x):
+        def body(h, p_t):
+            return gates(p_t, h @ u + b[1], h)[-1], None
+        return jax.lax.scan(body, h0, jnp.swapaxes(x @ w + b[0], 0, 1))[0]
+
+    def forward(w, u, b, x, keep=True):
+        xs = jnp.swapaxes(x, 0, 1)
+
+        def body(h, x_t):
+            z, r, c, uh, h_new = gates(x_t @ w + b[0], h @ u + b[1], h)
+            return h_new, ((h, z, r, c, uh) if keep else None)
+        h, residuals = jax.lax.scan(body, h0, xs)
+        return h, (w, u, xs, residuals)
+
+    def backward(saved, dh, stack=True):
+        _, u, xs, (hs, zs, rs, cs, uhs) = saved
+        u_t = u.T
+
+        def body(dh, res):
+            h, z, r, c, uh = res
+            dz = dh * (h - c) * z * (1 - z)
+            dc = dh * (1 - z) * (1 - c * c)
+            dr = dc * uh * r * (1 - r)
+            d_hu = jnp.concatenate([dz, dr, dc * r], -1)
+            dh_prev = dh * z + d_hu @ u_t
+            return dh_prev, ((jnp.concatenate([dz, dr, dc], -1), d_hu) if stack else None)
+        dh0, stacked = jax.lax.scan(body, dh, (hs, zs, rs, cs, uhs), reverse=True)
+        if not stack:
+            return dh0
+        d_px, d_hu = stacked
+        dw = jnp.einsum("tbf,tbk->fk", xs, d_px)  # one GEMM each, after the loop
+        du = jnp.einsum("tbn,tbk->nk", hs, d_hu)
+        db = jnp.stack([d_px.sum((0, 1)), d_hu.sum((0, 1))])
+        return dw, du, db, jnp.zeros_like(jnp.swapaxes(xs, 0, 1))
+
+    custom = jax.custom_vjp(lambda w, u, b, x: per_step(w, u, b, x))
+    custom.defvjp(forward, backward)
+
+    def train_step(rnn):
+        def loss(params):
+            return jnp.mean((rnn(*params, x).sum(-1, keepdims=True) - y) ** 2)
+        return jax.jit(jax.value_and_grad(loss))
+
+    runs = {"autodiff, projection per step": train_step(per_step),
+            "autodiff, projection per sequence": train_step(per_sequence),
+            "custom_vjp (stacked residuals, weight GEMMs after the loop)": train_step(custom)}
+    reference = runs["autodiff, projection per step"]((w, u, b))[1]
+    for name, fn in runs.items():
+        err = max(float(jnp.abs(a - c).max()) for a, c in zip(reference, fn((w, u, b))[1]))
+        assert err < 1e-5, (name, err)
+
+    def ms(fn, *args):
+        jax.block_until_ready(fn(*args))
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(20):
+                out = fn(*args)
+            jax.block_until_ready(out)
+            best = min(best, (time.perf_counter() - start) / 20)
+        return best * 1e3
+
+    flops = 2 * B * T * N * (2 * 3 * F + 3 * 3 * N)  # grukit.bench.train_flops("gru", ...)
+    print(f"jax {jax.__version__}, {jax.default_backend()}; GRU batch {B}, T {T}, "
+          f"features {F}, units {N}; the gradients agree (max abs difference < 1e-5)")
+    print("train step (value_and_grad, jitted):")
+    for name, fn in runs.items():
+        t = ms(fn, (w, u, b))
+        print(f"  {name:60s} {t:6.1f} ms  {1e3 / t:5.1f} steps/s  "
+              f"{flops / t / 1e6:5.1f} GFLOP/s")
+    h, saved = jax.jit(forward)(w, u, b, x)
+    print("parts:")
+    for name, fn, args in [
+            ("forward loop, nothing stacked", jax.jit(lambda *a: forward(*a, keep=False)[0]),
+             (w, u, b, x)),
+            ("forward loop, residuals stacked", jax.jit(forward), (w, u, b, x)),
+            ("custom backward loop, dh only", jax.jit(lambda s, d: backward(s, d, stack=False)),
+             (saved, h)),
+            ("custom backward, stacked gates' gradients + GEMMs", jax.jit(backward),
+             (saved, h))]:
+        print(f"  {name:60s} {ms(fn, *args):6.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

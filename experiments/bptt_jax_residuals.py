@@ -1,9 +1,9 @@
 """A cuDNN-style backward through time on JAX (CPU): what it costs to keep the residuals.
 
-Issue #21 asks for a hand-written backward pass through time: per step only the data
-gradient (``dh U^T``), and the weight gradients of the whole sequence from one large GEMM
-after the loop (``H^T dGates``). That needs the per-step gate gradients (and the gates
-themselves) stacked over time. This measures, for the standard GRU (``reset_after``,
+The backward pass through time as cuDNN computes it: per step only the data gradient
+(``dh U^T``), and the weight gradients of the whole sequence from one large GEMM after the
+loop (``H^T dGates``). That needs the per-step gate gradients (and the gates themselves)
+stacked over time. This measures, for the standard GRU (``reset_after``,
 batch 64, T 100, 32 features, 128 units, float32), in one process:
 
 * ``train``: one ``value_and_grad`` of a sum-of-squares loss, jitted, for

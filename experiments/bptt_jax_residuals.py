@@ -13,11 +13,15 @@ batch 64, T 100, 32 features, 128 units, float32), in one process:
   - ``custom_vjp``: the forward stacks ``h_{t-1}, z, r, h~, (h U)_h``; the backward loop
     computes the gates' gradients and ``dh`` by hand, stacks the gates' gradients, and
     ``dW``, ``dU``, the biases' gradients come from one contraction each after the loop;
-* ``parts``: the forward loop without and with the stacked residuals, and the custom
-  backward's loop without its stacked outputs (``dh`` only) and whole.
+  - ``custom_vjp, loop-carried buffers``: the same, with the stacked arrays preallocated
+    and written in place (``fori_loop`` carrying them, ``dynamic_update_index_in_dim``)
+    instead of ``scan``'s stacked outputs;
+* ``parts``: the forward loop without and with the stacked residuals, the custom
+  backward's loop without its stacked outputs (``dh`` only) and whole, and the
+  loop-carried version's forward and backward.
 
-The gradients of the three are checked against each other first. Run pinned to one core,
-from the repository root::
+The gradients of the four versions are checked against each other first. Run pinned to
+one core, from the repository root::
 
     OMP_NUM_THREADS=1 taskset -c 0 python experiments/bptt_jax_residuals.py
 
@@ -96,6 +100,44 @@ def main():
     custom = jax.custom_vjp(lambda w, u, b, x: per_step(w, u, b, x))
     custom.defvjp(forward, backward)
 
+    def forward_carried(w, u, b, x):
+        xs = jnp.swapaxes(x, 0, 1)
+
+        def body(t, carry):
+            h, res = carry
+            z, r, c, uh, h_new = gates(xs[t] @ w + b[0], h @ u + b[1], h)
+            res = jax.lax.dynamic_update_index_in_dim(
+                res, jnp.concatenate([h, z, r, c, uh], -1), t, 0)
+            return h_new, res
+        h, res = jax.lax.fori_loop(0, T, body, (h0, jnp.zeros((T, B, 5 * N), x.dtype)))
+        return h, (u, xs, res)
+
+    def backward_carried(saved, dh):
+        u, xs, res = saved
+        u_t = u.T
+
+        def body(i, carry):
+            dh, grads = carry
+            t = T - 1 - i
+            h, z, r, c, uh = jnp.split(res[t], 5, -1)
+            dz = dh * (h - c) * z * (1 - z)
+            dc = dh * (1 - z) * (1 - c * c)
+            dr = dc * uh * r * (1 - r)
+            dh_prev = dh * z + jnp.concatenate([dz, dr, dc * r], -1) @ u_t
+            grads = jax.lax.dynamic_update_index_in_dim(
+                grads, jnp.concatenate([dz, dr, dc, dc * r], -1), t, 0)
+            return dh_prev, grads
+        _, grads = jax.lax.fori_loop(0, T, body, (dh, jnp.zeros((T, B, 4 * N), dh.dtype)))
+        d_px = grads[..., :3 * N]
+        d_hu = jnp.concatenate([grads[..., :2 * N], grads[..., 3 * N:]], -1)
+        dw = jnp.einsum("tbf,tbk->fk", xs, d_px)
+        du = jnp.einsum("tbn,tbk->nk", res[..., :N], d_hu)
+        db = jnp.stack([d_px.sum((0, 1)), d_hu.sum((0, 1))])
+        return dw, du, db, jnp.zeros_like(jnp.swapaxes(xs, 0, 1))
+
+    carried = jax.custom_vjp(lambda w, u, b, x: per_step(w, u, b, x))
+    carried.defvjp(forward_carried, backward_carried)
+
     def train_step(rnn):
         def loss(params):
             return jnp.mean((rnn(*params, x).sum(-1, keepdims=True) - y) ** 2)
@@ -103,7 +145,8 @@ def main():
 
     runs = {"autodiff, projection per step": train_step(per_step),
             "autodiff, projection per sequence": train_step(per_sequence),
-            "custom_vjp (stacked residuals, weight GEMMs after the loop)": train_step(custom)}
+            "custom_vjp (stacked residuals, weight GEMMs after the loop)": train_step(custom),
+            "custom_vjp, loop-carried buffers": train_step(carried)}
     reference = runs["autodiff, projection per step"]((w, u, b))[1]
     for name, fn in runs.items():
         err = max(float(jnp.abs(a - c).max()) for a, c in zip(reference, fn((w, u, b))[1]))
@@ -137,7 +180,10 @@ def main():
             ("custom backward loop, dh only", jax.jit(lambda s, d: backward(s, d, stack=False)),
              (saved, h)),
             ("custom backward, stacked gates' gradients + GEMMs", jax.jit(backward),
-             (saved, h))]:
+             (saved, h)),
+            ("forward loop, loop-carried buffer", jax.jit(forward_carried), (w, u, b, x)),
+            ("custom backward, loop-carried buffer + GEMMs", jax.jit(backward_carried),
+             jax.jit(forward_carried)(w, u, b, x)[::-1])]:
         print(f"  {name:60s} {ms(fn, *args):6.1f} ms")
 
 

@@ -142,29 +142,27 @@ def test_cards_quote_their_presets_measured_metrics():
     assert row[1:3] == [f"{meta['loss']:.4f}", f"{meta['bpc']:.4f}"], row
     assert f"prints {meta['loss']:.5f} nats, {meta['bpc']:.5f} bits" in row[3], row[3]
 
+    # ETT: each horizon's row, and the three-seed report of
+    # experiments/ett_forecasting/seeds.py (committed), whose seed 0 is each committed
+    # preset and whose baselines are the card's table's
     ett = zoo.get("ett-forecasting")
     card = _card("ett-forecasting")
     header = _table_row(card, "horizon", column="MSE (this)")
     mse, mae = header.index("MSE (this)"), header.index("MAE (this)")
-    for h in ett.committed_horizons():
+    baselines = [header.index("DLinear"), header.index("SegRNN"),
+                 header.index("DLinear", mae), header.index("SegRNN", mae)]
+    seeds = json.loads((Path(REPO) / "experiments" / "ett_forecasting" / "seeds" /
+                        "results.json").read_text())
+    horizons = ett.committed_horizons()
+    for h in horizons:
         meta = ett.load(horizon=h).zoo_preset.metadata["metrics"]["test"]
         row = _table_row(card, str(h), column="MSE (this)")
         assert (row[mse], row[mae]) == (f"{meta['mse']:.3f}", f"{meta['mae']:.3f}"), h
-
-    # over three seeds: experiments/ett_forecasting/seeds.py's committed report, whose seed
-    # 0 is each committed preset and whose baselines are the card's table's
-    seeds = json.loads((Path(REPO) / "experiments" / "ett_forecasting" / "seeds" /
-                        "results.json").read_text())
-    dlinear, segrnn = header.index("DLinear"), header.index("SegRNN")
-    for h in ett.committed_horizons():
-        meta = ett.load(horizon=h).zoo_preset.metadata["metrics"]["test"]
-        report, row = seeds[str(h)], _table_row(card, str(h), column="MSE (this)")
+        report = seeds[str(h)]
         assert (report["seeds"]["0"]["test_mse"], report["seeds"]["0"]["test_mae"]) == (
             meta["mse"], meta["mae"]), h
         assert [report[k] for k in ("dlinear_mse", "segrnn_mse", "dlinear_mae", "segrnn_mae")] \
-            == [float(row[i]) for i in (dlinear, segrnn, header.index("DLinear", mae),
-                                        header.index("SegRNN", mae))], h
-    horizons = ett.committed_horizons()
+            == [float(row[i]) for i in baselines], h
     sentence = " ".join(card.split())  # the Limitations bullet, wrapped
     mse = " / ".join(f"{seeds[str(h)]['test_mse_mean']:.3f} ± {seeds[str(h)]['test_mse_std']:.3f}"
                      for h in horizons)

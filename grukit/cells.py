@@ -16,6 +16,7 @@ A cell's step is split in two so that layers can run it fast:
 from __future__ import annotations
 
 import operator
+import types
 
 import keras
 from keras import ops
@@ -474,26 +475,28 @@ class GatedRNNCell(keras.layers.GRUCell):
         inv = ops.rsqrt(var + self.norm_epsilon) * self.gamma
         return (p - mean) * inv + self.beta
 
-    def recurrent_fn(self, kernel_mask=None):
-        """The state half of the step, with weights sliced once.
+    def _step_weights(self, kernel_mask=None):
+        """The recurrent weights of the step, sliced and fused once per call of the layer.
+
+        The step of every variant is ``pre = [x-blocks] + h_in @ u_fused + bias_fused``
+        (the gate blocks that see ``h``, then the candidate's when its ``h`` term is not
+        reset before the matmul), plus ``gate_const`` for gate biases that no projection
+        carries, plus ``(r * h_in) @ u_cand`` for a candidate reset before its matmul
+        (``reset_after=False``). This is that split, as data: :meth:`recurrent_fn` builds
+        the step from it, and a hand-written backward pass can read it
+        (``experiments/bptt_torch.py``).
 
         Args:
-            kernel_mask: optional tensor of ``recurrent_kernel``'s shape
-                multiplied into it (``recurrent_kernel_mask()``: training
-                with ``recurrent_weight_dropout``).
+            kernel_mask: optional tensor of ``recurrent_kernel``'s shape multiplied
+                into it (weight drop, in training).
 
-        Returns ``step(projected, h_prev, recurrent_mask=None, zoneout_mask=None)
-        -> (h, gates)``: ``projected`` is this step's ``project_inputs``
-        (``[batch, k_x*units]``), ``zoneout_mask`` this step's ``[batch,
-        units]`` slice of ``zoneout_mask()`` (training; with ``zoneout`` and no
-        mask the step uses the expectation, ``d = zoneout``), ``gates`` a dict
-        of ``[batch, units]`` tensors -- ``z`` always, ``r`` for variants with
-        a reset gate, ``f`` for the MGU family. Call it once outside a loop
-        and use the returned function inside.
-
-        Every block is split out with one ``ops.split`` and gets its own
-        activation: on XLA (TF, JAX) this fuses much better than one sigmoid
-        over the concatenated gate columns followed by slicing.
+        Returns:
+            A :class:`types.SimpleNamespace` with ``units``, ``k`` (number of gate
+            blocks), ``gx``/``gh`` (the gates see ``x``/``h``), ``cand_h`` (the
+            candidate sees ``h``), ``fuse_cand`` (its ``h U`` is in the fused matmul),
+            ``u_fused`` and ``bias_fused`` (``[units, n_fused*units]`` and its bias, or
+            None), ``n_fused``, ``u_cand`` (or None) and ``gate_const`` (a list of
+            ``k`` ``[units]`` tensors, or None).
         """
         n, spec = self.units, self.spec
         k = len(spec.gates)
@@ -530,15 +533,42 @@ class GatedRNNCell(keras.layers.GRUCell):
         else:
             bias_fused = ops.concatenate(fused_bias, 0) if len(fused_bias) == 2 else (
                 fused_bias[0] if fused_bias else None)
-        n_fused = (k if gh else 0) + (1 if fuse_cand else 0)
         u_cand = rk[:, -n:] if cand_h and not fuse_cand else None
+        return types.SimpleNamespace(
+            units=n, k=k, gx=gx, gh=gh, cand_h=cand_h, fuse_cand=fuse_cand,
+            u_fused=None if u_fused is None else ops.convert_to_tensor(u_fused),
+            bias_fused=bias_fused, n_fused=(k if gh else 0) + (1 if fuse_cand else 0),
+            u_cand=None if u_cand is None else ops.convert_to_tensor(u_cand),
+            gate_const=gate_const)
+
+    def recurrent_fn(self, kernel_mask=None):
+        """The state half of the step, with weights sliced once.
+
+        Args:
+            kernel_mask: optional tensor of ``recurrent_kernel``'s shape
+                multiplied into it (``recurrent_kernel_mask()``: training
+                with ``recurrent_weight_dropout``).
+
+        Returns ``step(projected, h_prev, recurrent_mask=None, zoneout_mask=None)
+        -> (h, gates)``: ``projected`` is this step's ``project_inputs``
+        (``[batch, k_x*units]``), ``zoneout_mask`` this step's ``[batch,
+        units]`` slice of ``zoneout_mask()`` (training; with ``zoneout`` and no
+        mask the step uses the expectation, ``d = zoneout``), ``gates`` a dict
+        of ``[batch, units]`` tensors -- ``z`` always, ``r`` for variants with
+        a reset gate, ``f`` for the MGU family. Call it once outside a loop
+        and use the returned function inside.
+
+        Every block is split out with one ``ops.split`` and gets its own
+        activation: on XLA (TF, JAX) this fuses much better than one sigmoid
+        over the concatenated gate columns followed by slicing.
+        """
+        w = self._step_weights(kernel_mask)
+        n, k, spec = w.units, w.k, self.spec
+        gx, gh, gate_const, fuse_cand, cand_h = w.gx, w.gh, w.gate_const, w.fuse_cand, w.cand_h
+        u_fused, bias_fused, n_fused, u_cand = w.u_fused, w.bias_fused, w.n_fused, w.u_cand
         n_x = (k if gx else 0) + 1
         names = spec.gates
         o = _StepOps(self.activation, self.recurrent_activation)
-        if u_fused is not None:
-            u_fused = ops.convert_to_tensor(u_fused)
-        if u_cand is not None:
-            u_cand = ops.convert_to_tensor(u_cand)
         # norm of the recurrent projections: the gain (and bias) columns of
         # the fused matmul (all h-blocks, or the gates' when the candidate's
         # matmul is separate) and of the candidate's own matmul.

@@ -336,10 +336,13 @@ class GatedRNNCell(keras.layers.GRUCell):
             k = len(self._x_blocks) * n
             self.gamma = self.add_weight(shape=(k,), name="gamma", initializer="ones")
             self.beta = self.add_weight(shape=(k,), name="beta", initializer="zeros")
+            # float32 under a mixed policy, as keras.layers.BatchNormalization keeps them
             self.moving_mean = self.add_weight(
-                shape=(k,), name="moving_mean", initializer="zeros", trainable=False)
+                shape=(k,), name="moving_mean", initializer="zeros", trainable=False,
+                autocast=False)
             self.moving_variance = self.add_weight(
-                shape=(k,), name="moving_variance", initializer="ones", trainable=False)
+                shape=(k,), name="moving_variance", initializer="ones", trainable=False,
+                autocast=False)
         # norm: a gain (and for layer norm a bias) per projection it normalises.
         self.input_norm_gamma = self.input_norm_beta = None
         self.recurrent_norm_gamma = self.recurrent_norm_beta = None
@@ -457,7 +460,10 @@ class GatedRNNCell(keras.layers.GRUCell):
     def _batch_norm(self, p, training, mask):
         if training:
             axes = tuple(range(len(p.shape) - 1))
-            pf = ops.cast(p, "float32") if p.dtype == "float16" else p
+            # float16/bfloat16 projections: the statistics in float32 (a float16 sum over
+            # the batch and time overflows; a bfloat16 one loses the variance)
+            low = keras.backend.standardize_dtype(p.dtype) in ("float16", "bfloat16")
+            pf = ops.cast(p, "float32") if low else p
             if mask is None:
                 mean = ops.mean(pf, axis=axes)
                 var = ops.var(pf, axis=axes)
@@ -471,7 +477,7 @@ class GatedRNNCell(keras.layers.GRUCell):
                 var_.assign(var_ * m + ops.cast(stat, var_.dtype) * (1 - m))
             mean, var = ops.cast(mean, p.dtype), ops.cast(var, p.dtype)
         else:
-            mean, var = self.moving_mean, self.moving_variance
+            mean, var = (ops.cast(v, p.dtype) for v in (self.moving_mean, self.moving_variance))
         inv = ops.rsqrt(var + self.norm_epsilon) * self.gamma
         return (p - mean) * inv + self.beta
 

@@ -37,16 +37,43 @@ import numpy as np
 B, T, F, N = 64, 100, 32, 128
 
 
+def problem():
+    """The inputs, ``W``, ``U``, the biases (``reset_after``: two rows) and the targets,
+    float32 NumPy arrays (also used by ``experiments/bptt_tf.py``)."""
+    rng = np.random.default_rng(0)
+    shapes = [((B, T, F), 1.0), ((F, 3 * N), 0.1), ((N, 3 * N), 0.1), ((2, 3 * N), 0.1),
+              ((B, 1), 1.0)]
+    return [(rng.standard_normal(shape) * scale).astype(np.float32) for shape, scale in shapes]
+
+
+def best_ms(call, sync, blocks=5, calls=10):
+    """Milliseconds per call of ``call()``: the best of ``blocks`` blocks of ``calls`` calls,
+    after one call (compilation); ``sync(result)`` waits for the last result."""
+    sync(call())
+    best = float("inf")
+    for _ in range(blocks):
+        start = time.perf_counter()
+        for _ in range(calls):
+            out = call()
+        sync(out)
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best * 1e3
+
+
+def report(title, times, width):
+    """Prints each training step's milliseconds, steps/s and GEMM GFLOP/s."""
+    flops = 2 * B * T * N * (2 * 3 * F + 3 * 3 * N)  # grukit.bench.train_flops("gru", ...)
+    print(title)
+    for name, t in times.items():
+        print(f"  {name:{width}s} {t:6.1f} ms  {1e3 / t:5.1f} steps/s  "
+              f"{flops / t / 1e6:5.1f} GFLOP/s")
+
+
 def main():
     import jax
     import jax.numpy as jnp
 
-    rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.standard_normal((B, T, F)), jnp.float32)
-    w = jnp.asarray(rng.standard_normal((F, 3 * N)) * 0.1, jnp.float32)
-    u = jnp.asarray(rng.standard_normal((N, 3 * N)) * 0.1, jnp.float32)
-    b = jnp.asarray(rng.standard_normal((2, 3 * N)) * 0.1, jnp.float32)
-    y = jnp.asarray(rng.standard_normal((B, 1)), jnp.float32)
+    x, w, u, b, y = (jnp.asarray(a) for a in problem())
     h0 = jnp.zeros((B, N), jnp.float32)
 
     def gates(p, hu, h):
@@ -153,24 +180,12 @@ def main():
         assert err < 1e-5, (name, err)
 
     def ms(fn, *args):
-        jax.block_until_ready(fn(*args))
-        best = float("inf")
-        for _ in range(5):
-            start = time.perf_counter()
-            for _ in range(20):
-                out = fn(*args)
-            jax.block_until_ready(out)
-            best = min(best, (time.perf_counter() - start) / 20)
-        return best * 1e3
+        return best_ms(lambda: fn(*args), jax.block_until_ready, calls=20)
 
-    flops = 2 * B * T * N * (2 * 3 * F + 3 * 3 * N)  # grukit.bench.train_flops("gru", ...)
     print(f"jax {jax.__version__}, {jax.default_backend()}; GRU batch {B}, T {T}, "
           f"features {F}, units {N}; the gradients agree (max abs difference < 1e-5)")
-    print("train step (value_and_grad, jitted):")
-    for name, fn in runs.items():
-        t = ms(fn, (w, u, b))
-        print(f"  {name:60s} {t:6.1f} ms  {1e3 / t:5.1f} steps/s  "
-              f"{flops / t / 1e6:5.1f} GFLOP/s")
+    report("train step (value_and_grad, jitted):",
+           {name: ms(fn, (w, u, b)) for name, fn in runs.items()}, width=60)
     h, saved = jax.jit(forward)(w, u, b, x)
     print("parts:")
     for name, fn, args in [

@@ -23,9 +23,9 @@ checked against each other first. Run pinned to one core, from the repository ro
 
 Milliseconds are the best of 5 blocks of 10 calls; compare them within one run only.
 
-What it found (two runs on this machine, one core): the hand-written backward runs at
-0.86-0.96x autodiff's speed with XLA and 0.92-0.93x without (autodiff with XLA: 34.0 and
-37.5 ms, 59-65 GFLOP/s). TensorFlow's autodiff of the loop is already a cuDNN-like
+What it found (four runs on this machine, one core): the hand-written backward runs at
+0.86-0.96x autodiff's speed with XLA and 0.74-0.98x without (autodiff with XLA: 32.9-37.5
+ms, 59-67 GFLOP/s). TensorFlow's autodiff of the loop is already a cuDNN-like
 backward loop with one ``dh U^T`` matmul per step and the weight gradients accumulated in
 the loop; keeping the gates and their gradients for GEMMs after it costs more than it saves.
 The minimal loop's training rate is also well above the GRU layer's in ``grukit bench``
@@ -36,24 +36,17 @@ for TensorFlow's share of the machine's limit.
 from __future__ import annotations
 
 import os
-import time
-
-import numpy as np
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-B, T, F, N = 64, 100, 32, 128
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bptt_jax_residuals import B, F, N, T, best_ms, problem, report  # noqa: E402
 
 
 def main():
     import tensorflow as tf
 
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.standard_normal((B, T, F)), tf.float32)
-    w = tf.constant(rng.standard_normal((F, 3 * N)) * 0.1, tf.float32)
-    u = tf.constant(rng.standard_normal((N, 3 * N)) * 0.1, tf.float32)
-    b = tf.constant(rng.standard_normal((2, 3 * N)) * 0.1, tf.float32)
-    y = tf.constant(rng.standard_normal((B, 1)), tf.float32)
+    x, w, u, b, y = (tf.constant(a) for a in problem())
     h0 = tf.zeros((B, N), tf.float32)
     xs = tf.transpose(x, [1, 0, 2])  # time-major
 
@@ -123,25 +116,11 @@ def main():
         err = max(float(tf.reduce_max(tf.abs(a - c))) for a, c in zip(reference, fn(w, u, b)[1]))
         assert err < 1e-4, (name, err)
 
-    def ms(fn):
-        fn(w, u, b)
-        best = float("inf")
-        for _ in range(5):
-            start = time.perf_counter()
-            for _ in range(10):
-                out = fn(w, u, b)
-            float(out[0])
-            best = min(best, (time.perf_counter() - start) / 10)
-        return best * 1e3
-
-    flops = 2 * B * T * N * (2 * 3 * F + 3 * 3 * N)  # grukit.bench.train_flops("gru", ...)
     print(f"tensorflow {tf.__version__}; GRU batch {B}, T {T}, features {F}, units {N}; "
           f"the gradients agree (max abs difference < 1e-4)")
-    print("train step (loss and gradients, tf.function):")
-    for name, fn in runs.items():
-        t = ms(fn)
-        print(f"  {name:28s} {t:6.1f} ms  {1e3 / t:5.1f} steps/s  {flops / t / 1e6:5.1f} GFLOP/s")
-
+    report("train step (loss and gradients, tf.function):",
+           {name: best_ms(lambda: fn(w, u, b), lambda out: float(out[0]))
+            for name, fn in runs.items()}, width=28)
 
 if __name__ == "__main__":
     main()

@@ -25,9 +25,9 @@ Milliseconds are the best of 5 blocks of 10 calls; compare them within one run o
 
 What it found (four runs on this machine, one core): the hand-written backward runs at
 0.86-0.96x autodiff's speed with XLA and 0.74-0.98x without (autodiff with XLA: 32.9-37.5
-ms, 59-67 GFLOP/s). TensorFlow's autodiff of the loop is already a cuDNN-like
-backward loop with one ``dh U^T`` matmul per step and the weight gradients accumulated in
-the loop; keeping the gates and their gradients for GEMMs after it costs more than it saves.
+ms, 59-67 GFLOP/s). Autodiff's backward loop computes ``U``'s gradient in each
+step (a second matmul per step, accumulated); moving it into one GEMM after the loop saves
+less than keeping the gates and their gradients for the whole sequence costs.
 The minimal loop's training rate is also well above the GRU layer's in ``grukit bench``
 (its ``train_on_batch`` adds Keras's step, the loss and Adam), so that is where to look
 for TensorFlow's share of the machine's limit.

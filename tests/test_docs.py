@@ -90,3 +90,49 @@ def test_no_machine_paths_or_kernel_builds_in_committed_files():
                 if pattern.search(line):
                     found.append(f"{name}:{number}: {line.strip()[:120]}")
     assert found == [], "\n".join(found)
+
+
+def _benchmark():
+    import json
+
+    path = os.path.join(REPO, "benchmarks", "cpu", "results.json")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def test_readme_performance_table_is_the_committed_benchmark():
+    """README's training table is `benchmarks/cpu/results.json`'s T=100 train medians, and
+    its minGRU sentence gives that run's range of sequential / parallel-scan speed ratios."""
+    report = _benchmark()
+    medians = {(r["impl"], r["variant"], r["backend"], r["T"], mode): r["result"][mode]["median"]
+               for r in report["results"] for mode in ("train", "infer") if mode in r["result"]}
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    section = readme[readme.index("## Performance"):readme.index("## Known limitations")]
+    rows = {"`keras.layers.GRU`": ("keras_gru", "gru"),
+            "`keras.layers.RNN(grukit.GRUCell)`": ("keras_rnn", "gru"),
+            "`grukit.layers.GRU` (gru)": ("grukit", "gru"),
+            "`grukit.layers.GRU` (mgu)": ("grukit", "mgu"),
+            "`grukit.layers.GRU` (mingru)": ("grukit", "mingru"),
+            "`torch.nn.GRU` (plain PyTorch)": ("torch_gru", "gru")}
+    columns = ("tensorflow", "jax", "torch")
+    seen = 0
+    for line in section.splitlines():
+        cells = [c.strip().strip("*") for c in line.strip().strip("|").split("|")]
+        if cells[0] not in rows:
+            continue
+        impl, variant = rows[cells[0]]
+        for backend, text in zip(columns, cells[1:]):
+            key = (impl, variant, "torch-native" if impl == "torch_gru" else backend, 100, "train")
+            if text:
+                assert key in medians, f"README gives {cells[0]} on {backend}: not in the run"
+                assert text == f"{medians[key]:.2f}", (cells[0], backend, text, medians[key])
+                seen += 1
+    assert seen == 16, f"{seen} figures of README's performance table were checked"
+    ratios = [medians["grukit", "mingru", b, t, mode]
+              / medians["grukit_par", "mingru", b, t, mode]
+              for (impl, variant, b, t, mode) in medians
+              if impl == "grukit_par" and ("grukit", "mingru", b, t, mode) in medians]
+    assert ratios
+    low, high = min(ratios), max(ratios)
+    assert (f"minGRU's sequential loop is {low:.1f}-{high:.0f}x faster than its parallel scan"
+            in " ".join(section.split())), (low, high)

@@ -106,8 +106,9 @@ class RNN(keras.layers.RNN):
             recurrence as a parallel scan ``h_t = a_t * h_{t-1} + b_t``
             (:func:`linear_scan`). Only variants whose blocks never see ``h``
             (minGRU) allow it. ``"auto"`` uses it on an accelerator (GPU/TPU)
-            only: on CPU the sequential loop is 4-8x faster at T=1024
-            (``benchmarks/cpu``), since the scan's ``T log T`` memory-bound
+            only: on CPU the sequential loop is faster at every length
+            measured, T=100 to 4096 (``benchmarks/cpu``; README's Performance
+            section), since the scan's ``T log T`` memory-bound
             passes do not pay off on a few cores. It needs a static
             sequence length; where the length is unknown (TF with
             ``Input((None, d))``, JAX export with a symbolic length) the layer

@@ -101,8 +101,9 @@ def _benchmark():
 
 
 def test_readme_performance_table_is_the_committed_benchmark():
-    """README's training table is `benchmarks/cpu/results.json`'s T=100 train medians, and
-    its minGRU sentence gives that run's range of sequential / parallel-scan speed ratios."""
+    """README's training table is `benchmarks/cpu/results.json`'s T=100 train medians, its
+    minGRU sentence gives that run's range of sequential / parallel-scan speed ratios, and
+    its fractions of the machine's limit are that run's."""
     report = _benchmark()
     medians = {(r["impl"], r["variant"], r["backend"], r["T"], mode): r["result"][mode]["median"]
                for r in report["results"] for mode in ("train", "infer") if mode in r["result"]}
@@ -134,5 +135,11 @@ def test_readme_performance_table_is_the_committed_benchmark():
               if impl == "grukit_par" and ("grukit", "mingru", b, t, mode) in medians]
     assert ratios
     low, high = min(ratios), max(ratios)
+    text = " ".join(section.split())
     assert (f"minGRU's sequential loop is {low:.1f}-{high:.0f}x faster than its parallel scan"
-            in " ".join(section.split())), (low, high)
+            in text), (low, high)
+    fraction = {f["backend"]: f["of_recurrent"] for f in report["fractions"]
+                if (f["variant"], f["impl"], f["T"]) == ("gru", "grukit", 100)}
+    assert (f"({report['limit']['recurrent']['3']:.1f} GFLOP/s for the GRU's)" in text
+            and f"trains at {fraction['jax']:.2f} of it on JAX, {fraction['tensorflow']:.2f} on "
+                f"TensorFlow and {fraction['torch']:.2f} on PyTorch" in text), fraction

@@ -340,19 +340,6 @@ def _function(per_step=False):
     return Scan
 
 
-def _act_backward(name, grad, y):
-    """grad * activation'(pre), from the activation's output ``y``: ATen's fused kernels."""
-    import torch
-
-    if name == "tanh":
-        return torch.ops.aten.tanh_backward(grad, y)
-    if name == "sigmoid":
-        return torch.ops.aten.sigmoid_backward(grad, y)
-    if name == "linear":
-        return grad
-    return torch.ops.aten.threshold_backward(grad, y, 0)  # relu
-
-
 def torch_scan_per_step(cell, xs, h0, mask=None, go_backwards=False, return_sequences=True,
                         zero_output_for_mask=False, recurrent_mask=None, kernel_mask=None,
                         zone=None):
@@ -364,7 +351,8 @@ def torch_scan_per_step(cell, xs, h0, mask=None, go_backwards=False, return_sequ
 
 
 def _act_backward_into(name, grad, y, out):
-    """:func:`_act_backward` written into ``out``."""
+    """``grad * activation'(pre)``, from the activation's output ``y``, written into ``out``
+    by ATen's fused activation-backward kernels."""
     import torch
 
     aten = torch.ops.aten

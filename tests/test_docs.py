@@ -92,19 +92,14 @@ def test_no_machine_paths_or_kernel_builds_in_committed_files():
     assert found == [], "\n".join(found)
 
 
-def _benchmark():
-    import json
-
-    path = os.path.join(REPO, "benchmarks", "cpu", "results.json")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 def test_readme_performance_table_is_the_committed_benchmark():
     """README's training table is `benchmarks/cpu/results.json`'s T=100 train medians, its
     minGRU sentence gives that run's range of sequential / parallel-scan speed ratios, and
     its fractions of the machine's limit are that run's."""
-    report = _benchmark()
+    import json
+
+    with open(os.path.join(REPO, "benchmarks", "cpu", "results.json"), encoding="utf-8") as f:
+        report = json.load(f)
     medians = {(r["impl"], r["variant"], r["backend"], r["T"], mode): r["result"][mode]["median"]
                for r in report["results"] for mode in ("train", "infer") if mode in r["result"]}
     readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()

@@ -19,6 +19,12 @@ Implementations:
   -- ``grukit`` with one cell option (``norm="layer"``, ``norm="rms"``,
   ``zoneout=0.1``, ``recurrent_weight_dropout=0.25``; not in the default
   ``--impls``): the speed cost of each option, as the ratio to ``grukit``.
+* ``grukit_reset_after`` -- ``grukit`` with ``reset_after=True`` for the
+  variants whose default is the papers' reset-before form (GRU1-3, the MGUs;
+  not in the default ``--impls``). The gate then scales ``h U_h + b'_h``, so
+  the candidate's recurrent matmul joins the gates' in one matmul per step:
+  not the papers' equations, reported as ratios to ``grukit`` of the same
+  variant and to ``grukit`` ``gru``.
 
 The model is ``Input(T, features) -> recurrent layer (last state) -> Dense(1)``
 trained with Adam on MSE; a training step is one ``train_on_batch``, an
@@ -59,10 +65,12 @@ import time
 
 ALL_BACKENDS = ("tensorflow", "jax", "torch")
 ALL_IMPLS = ("keras_rnn", "grukit", "grukit_par", "keras_gru", "torch_gru")
-# grukit.layers.RNN with one cell option each (grukit.cell_options()).
+# grukit.layers.RNN with one cell option each (grukit.cell_options()), or with
+# reset_after=True where the variant's default is the papers' reset-before form.
 OPTION_IMPLS = {"grukit_layer": {"norm": "layer"}, "grukit_rms": {"norm": "rms"},
                 "grukit_zoneout": {"zoneout": 0.1},
-                "grukit_weight_drop": {"recurrent_weight_dropout": 0.25}}
+                "grukit_weight_drop": {"recurrent_weight_dropout": 0.25},
+                "grukit_reset_after": {"reset_after": True}}
 
 
 def add_parser(sub):
@@ -119,6 +127,9 @@ def plan(args):
                     continue
                 if impl == "grukit_weight_drop" and not get_variant(variant).blocks_with("h"):
                     continue  # no recurrent kernel (minGRU)
+                if impl == "grukit_reset_after" and (not get_variant(variant).has_reset
+                                                     or get_variant(variant).reset_after_default):
+                    continue  # no reset gate, or already the variant's default (GRU)
                 if long_run and impl not in ("grukit", "grukit_par"):
                     continue
                 backends = ["torch-native"] if impl == "torch_gru" else args.backends
@@ -437,9 +448,11 @@ def ratios(results):
                         out[f"{mode} T={T} {b}: grukit {v} / grukit gru"] = gv / g
                     for impl, opts in OPTION_IMPLS.items():
                         o = rate(v, impl, b, T, mode)
+                        what = ", ".join(f"{k}={val!r}" for k, val in opts.items())
                         if o and gv:
-                            what = ", ".join(f"{k}={val!r}" for k, val in opts.items())
                             out[f"{mode} T={T} {b}: grukit {v} {what} / grukit {v}"] = o / gv
+                        if impl == "grukit_reset_after" and o and g:
+                            out[f"{mode} T={T} {b}: grukit {v} {what} / grukit gru"] = o / g
                 p = rate("mingru", "grukit_par", b, T, mode)
                 if p and g:
                     out[f"{mode} T={T} {b}: minGRU parallel scan / grukit gru"] = p / g

@@ -48,6 +48,27 @@ def test_plan_options_and_their_ratios():
     assert bench.ratios(results) == {"train T=100 jax: grukit gru norm='layer' / grukit gru": 0.75}
 
 
+def test_reset_after_form_is_planned_where_it_is_not_the_default():
+    """``grukit_reset_after``: only variants with a reset gate whose default is reset-before
+    (not the GRU, whose default it is, nor Li-GRU and minGRU, which have no reset gate);
+    reported against the same variant and against the GRU."""
+    configs = bench.plan(_args(variants=["gru", "gru2", "mgu", "mgu3", "ligru", "mingru"],
+                               backends=["tensorflow"], impls=["grukit", "grukit_reset_after"],
+                               steps=[100], mingru_steps=[]))
+    fused = {c["variant"] for c in configs if c["impl"] == "grukit_reset_after"}
+    assert fused == {"gru2", "mgu", "mgu3"}
+    results = [{"variant": v, "impl": impl, "backend": "tensorflow", "T": 100,
+                "result": {"train": {"median": rate, "all": [rate]}}}
+               for v, impl, rate in (("gru", "grukit", 20.0), ("mgu", "grukit", 25.0),
+                                     ("mgu", "grukit_reset_after", 32.0))]
+    r = bench.ratios(results)
+    assert r["train T=100 tensorflow: grukit mgu / grukit gru"] == pytest.approx(1.25)
+    assert r["train T=100 tensorflow: grukit mgu reset_after=True / grukit mgu"] == \
+        pytest.approx(1.28)
+    assert r["train T=100 tensorflow: grukit mgu reset_after=True / grukit gru"] == \
+        pytest.approx(1.6)
+
+
 def test_plan_rejects_unknown_variant():
     with pytest.raises(ValueError, match="Unknown variant"):
         bench.plan(_args(variants=["gru9"]))

@@ -92,6 +92,44 @@ def test_no_machine_paths_or_kernel_builds_in_committed_files():
     assert found == [], "\n".join(found)
 
 
+def test_readme_mgu_forms_table_is_the_committed_interleaved_run():
+    """README's table of the MGU's training speed relative to the GRU, in its paper's form
+    and with ``reset_after=True``, is the medians of `benchmarks/cpu/forms/<backend>.json`
+    (``experiments/cell_options/speed.py --set forms``, one file per backend)."""
+    import json
+
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    section = readme[readme.index("## Performance"):readme.index("## Known limitations")]
+    rows = {"`mgu`, its paper's form (default)": "mgu",
+            "`mgu`, `reset_after=True`": "mgu reset_after=True"}
+    columns = ("tensorflow", "jax", "torch")
+    runs = {}
+    for backend in columns:
+        with open(os.path.join(REPO, "benchmarks", "cpu", "forms", f"{backend}.json"),
+                  encoding="utf-8") as f:
+            runs[backend] = json.load(f)
+        run = runs[backend]
+        assert (run["backend"], run["set"], run["baseline"]) == (backend, "forms", "gru"), run
+        assert f"--rounds {run['rounds']} --steps {run['steps']}" in run["command"]
+        assert f"--rounds {run['rounds']} --steps {run['steps']}" in section
+    seen = 0
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] in rows:
+            for backend, text in zip(columns, cells[1:]):
+                median = runs[backend]["ratios"][rows[cells[0]]]["median"]
+                assert text == f"{median:.2f}x", (cells[0], backend, text, median)
+                seen += 1
+    assert seen == 6, f"{seen} figures of README's MGU table were checked"
+    # and the sentence that reads the table
+    paper = {b: runs[b]["ratios"]["mgu"]["median"] for b in columns}
+    fused = {b: runs[b]["ratios"]["mgu reset_after=True"]["median"] for b in columns}
+    assert min(paper["jax"], paper["torch"], fused["tensorflow"]) >= 1.3, (paper, fused)
+    text = " ".join(section.split())
+    assert ("the MGU trains at least 1.3x as fast as the GRU on every backend: in its paper's "
+            "form on JAX and PyTorch, with `reset_after=True` on TensorFlow" in text)
+
+
 def test_readme_performance_table_is_the_committed_benchmark():
     """README's training table is `benchmarks/cpu/results.json`'s T=100 train medians, its
     minGRU sentence gives that run's range of sequential / parallel-scan speed ratios, and

@@ -219,14 +219,17 @@ def _worker_keras(cfg, modes, warmup, repeats, per_repeat):
     return out
 
 
-def _worker_torch(cfg, modes, warmup, repeats, per_repeat):
+def torch_gru_steps(batch, T, features, units):
+    """``(train, infer)``: one step each of the outside reference, ``torch.nn.GRU`` ->
+    ``Linear(units, 1)`` trained with Adam on MSE in plain PyTorch (no Keras), on seeded
+    random data of the benchmark's shape."""
     import torch
 
     torch.manual_seed(0)
-    x = torch.randn(cfg["batch"], cfg["T"], cfg["features"])
-    y = torch.randn(cfg["batch"], 1)
-    rnn = torch.nn.GRU(cfg["features"], cfg["units"], batch_first=True)
-    head = torch.nn.Linear(cfg["units"], 1)
+    x = torch.randn(batch, T, features)
+    y = torch.randn(batch, 1)
+    rnn = torch.nn.GRU(features, units, batch_first=True)
+    head = torch.nn.Linear(units, 1)
     params = list(rnn.parameters()) + list(head.parameters())
     opt = torch.optim.Adam(params, lr=1e-3)
 
@@ -242,6 +245,11 @@ def _worker_torch(cfg, modes, warmup, repeats, per_repeat):
             _, h = rnn(x)
             head(h[-1])
 
+    return train, infer
+
+
+def _worker_torch(cfg, modes, warmup, repeats, per_repeat):
+    train, infer = torch_gru_steps(cfg["batch"], cfg["T"], cfg["features"], cfg["units"])
     out = {}
     if "train" in modes:
         out["train"] = _time_steps(train, warmup, repeats, per_repeat)

@@ -130,6 +130,42 @@ def test_readme_mgu_forms_table_is_the_committed_interleaved_run():
             "form on JAX and PyTorch, with `reset_after=True` on TensorFlow" in text)
 
 
+def test_readme_baselines_table_is_the_committed_interleaved_run():
+    """README's table of grukit's training speed over keras.layers.GRU, torch.nn.GRU and
+    keras.layers.RNN(cell) is `benchmarks/cpu/baselines/<backend>.json`'s medians
+    (``experiments/cell_options/speed.py --set baselines``, one file per backend)."""
+    import json
+
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    section = " ".join(readme[readme.index("## Performance"):
+                              readme.index("## Known limitations")].split())
+    columns = ("tensorflow", "jax", "torch")
+    expected = {"over `keras.layers.GRU`": [],
+                "over `torch.nn.GRU` (plain PyTorch, same process)": [],
+                "over `keras.layers.RNN(cell)`, lowest-highest of the variants but Li-GRU": []}
+    for backend in columns:
+        with open(os.path.join(REPO, "benchmarks", "cpu", "baselines", f"{backend}.json"),
+                  encoding="utf-8") as f:
+            run = json.load(f)
+        assert (run["backend"], run["set"], run["baseline"]) == (backend, "baselines",
+                                                                 "grukit gru"), run
+        assert f"--rounds {run['rounds']} --steps {run['steps']}" in run["command"]
+        assert (f"speed.py --set baselines \\ --rounds {run['rounds']} --steps {run['steps']} "
+                "--out benchmarks/cpu/baselines/$b.json") in section
+        pairs = {name: r["median"] for name, r in run["pairs"].items()}
+        expected["over `keras.layers.GRU`"].append(f"{pairs['grukit gru / keras.layers.GRU']:.2f}x")
+        expected["over `torch.nn.GRU` (plain PyTorch, same process)"].append(
+            f"{pairs['grukit gru / torch.nn.GRU']:.2f}x")
+        cells = [m for name, m in pairs.items()
+                 if "/ keras.layers.RNN(" in name and "ligru" not in name]
+        assert len(cells) == len(grukit.variants()) - 1 == 9
+        expected["over `keras.layers.RNN(cell)`, lowest-highest of the variants but Li-GRU"].append(
+            f"{min(cells):.2f}-{max(cells):.2f}x")
+    for row, figures in expected.items():
+        line = "| " + row + " | " + " | ".join(figures) + " |"
+        assert line in section, f"README should read: {line}"
+
+
 def test_readme_performance_table_is_the_committed_benchmark():
     """README's training table is `benchmarks/cpu/results.json`'s T=100 train medians, its
     minGRU sentence gives that run's range of sequential / parallel-scan speed ratios, and

@@ -20,9 +20,17 @@ Two sets of configurations (``--set``):
   ``reset_after=True`` the gate scales ``h U_h + b'_h``, so the candidate's recurrent
   matmul joins the gates' in one matmul per step (not the papers' equations; whether it
   is faster depends on the backend).
+* ``baselines`` -- grukit against what a user would otherwise run: ``grukit gru``
+  (``grukit.layers.RNN(GRUCell)``) as the baseline, ``keras.layers.GRU``,
+  ``torch.nn.GRU`` in plain PyTorch when PyTorch is installed (on any Keras backend:
+  ``grukit.bench.torch_gru_steps``), and for every variant ``grukit <v>`` and
+  ``keras.layers.RNN(<v>)`` (Keras's loop over the same cell). Also prints each pair's
+  ratio (grukit over the alternative), the median over rounds of the ratio within a
+  round.
 
-``--out FILE`` also writes the figures as JSON (``benchmarks/cpu/forms/`` holds this
-machine's, one file per backend)::
+``--out FILE`` also writes the figures as JSON, with every round's steps/s
+(``benchmarks/cpu/forms/`` and ``benchmarks/cpu/baselines/`` hold this machine's, one
+file per backend)::
 
     KERAS_BACKEND=jax python experiments/cell_options/speed.py --rounds 7
     KERAS_BACKEND=torch OMP_NUM_THREADS=1 taskset -c 0 python experiments/cell_options/speed.py \\
@@ -33,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import statistics
@@ -48,66 +57,115 @@ FORM_VARIANTS = ("gru1", "gru2", "gru3", "mgu", "mgu1", "mgu2", "mgu3")
 
 
 def configurations(which, variant="gru"):
-    """``[(label, variant, cell arguments)]`` of a ``--set``, the baseline first."""
+    """``[(label, layer, variant, cell arguments)]`` of a ``--set``, the baseline first;
+    ``layer`` is ``"grukit"`` (``grukit.layers.RNN``), ``"keras_rnn"``
+    (``keras.layers.RNN``), ``"keras_gru"`` (``keras.layers.GRU``) or ``"torch_gru"``."""
+    import grukit
+
     if which == "options":
-        return [(name, variant, opts) for name, opts in OPTIONS.items()]
+        return [(name, "grukit", variant, opts) for name, opts in OPTIONS.items()]
     if which == "forms":
-        out = [("gru", "gru", {})]
+        out = [("gru", "grukit", "gru", {})]
         for v in FORM_VARIANTS:
-            out += [(v, v, {}), (f"{v} reset_after=True", v, {"reset_after": True})]
+            out += [(v, "grukit", v, {}), (f"{v} reset_after=True", "grukit", v,
+                                           {"reset_after": True})]
         return out
-    raise ValueError(f"unknown set {which!r}: expected 'options' or 'forms'")
+    if which == "baselines":
+        out = [("grukit gru", "grukit", "gru", {}), ("keras.layers.GRU", "keras_gru", "gru", {})]
+        if importlib.util.find_spec("torch") is not None:
+            out.append(("torch.nn.GRU", "torch_gru", "gru", {}))
+        for v in (spec.name for spec in grukit.variants()):
+            if v != "gru":
+                out.append((f"grukit {v}", "grukit", v, {}))
+            out.append((f"keras.layers.RNN({v})", "keras_rnn", v, {}))
+        return out
+    raise ValueError(f"unknown set {which!r}: expected 'options', 'forms' or 'baselines'")
+
+
+def pairs(which, labels):
+    """``[(grukit's label, the alternative's label)]`` whose ratio ``baselines`` reports."""
+    if which != "baselines":
+        return []
+    out = [("grukit gru", other) for other in ("keras.layers.GRU", "torch.nn.GRU")
+           if other in labels]
+    keras_rnn = "keras.layers.RNN("
+    out += [(f"grukit {label[len(keras_rnn):-1]}", label) for label in labels
+            if label.startswith(keras_rnn)]
+    return out
+
+
+def train_step(layer, variant, opts, x, y):
+    """One training step of ``Input -> layer (last state) -> Dense(1)``, compiled and
+    warmed up."""
+    import keras
+    import grukit
+    from grukit.bench import torch_gru_steps
+
+    if layer == "torch_gru":
+        train, _ = torch_gru_steps(*x.shape, 128)
+    else:
+        keras.utils.set_random_seed(0)
+        inp = keras.Input(x.shape[1:], batch_size=x.shape[0])
+        rnn = (keras.layers.GRU(128) if layer == "keras_gru" else
+               keras.layers.RNN(grukit.get_cell(variant, 128, **opts)) if layer == "keras_rnn"
+               else grukit.layers.RNN(grukit.get_cell(variant, 128, **opts)))
+        model = keras.Model(inp, keras.layers.Dense(1)(rnn(inp)))
+        model.compile(optimizer="adam", loss="mse")
+
+        def train():
+            model.train_on_batch(x, y)
+    for _ in range(2):  # compile and warm up
+        train()
+    return train
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--set", dest="which", choices=("options", "forms"), default="options")
+    p.add_argument("--set", dest="which", choices=("options", "forms", "baselines"),
+                   default="options")
     p.add_argument("--variant", default="gru", help="the variant of --set options")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--steps", type=int, default=5, help="training steps per block")
     p.add_argument("--out", default=None, help="also write the figures to this JSON file")
     args = p.parse_args(argv)
     import keras
-    import grukit
 
     configs = configurations(args.which, args.variant)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 100, 32)).astype("float32")
     y = rng.standard_normal((64, 1)).astype("float32")
-    models = {}
-    for label, variant, opts in configs:
-        keras.utils.set_random_seed(0)
-        inp = keras.Input((100, 32), batch_size=64)
-        layer = grukit.layers.RNN(grukit.get_cell(variant, 128, **opts))
-        model = keras.Model(inp, keras.layers.Dense(1)(layer(inp)))
-        model.compile(optimizer="adam", loss="mse")
-        for _ in range(2):  # compile and warm up
-            model.train_on_batch(x, y)
-        models[label] = model
-    baseline = configs[0][0]
-    ratios = {label: [] for label in models}
+    steps = {label: train_step(layer, variant, opts, x, y)
+             for label, layer, variant, opts in configs}
+    rates = {label: [] for label in steps}
     for _ in range(args.rounds):
-        rates = {}
-        for label, model in models.items():
+        for label, train in steps.items():
             t0 = time.perf_counter()
             for _ in range(args.steps):
-                model.train_on_batch(x, y)
-            rates[label] = args.steps / (time.perf_counter() - t0)
-        for label in models:
-            ratios[label].append(rates[label] / rates[baseline])
-    title = (f"{keras.backend.backend()}: training speed relative to {baseline} "
-             f"(median of {args.rounds} interleaved rounds of {args.steps} steps; min-max)")
-    print(title)
+                train()
+            rates[label].append(args.steps / (time.perf_counter() - t0))
+
+    def summary(a, b):  # a's speed over b's, round by round
+        r = [ra / rb for ra, rb in zip(rates[a], rates[b])]
+        return {"median": statistics.median(r), "min": min(r), "max": max(r), "all": r}
+
+    baseline = configs[0][0]
+    ratios = {label: summary(label, baseline) for label in steps}
+    print(f"{keras.backend.backend()}: training speed relative to {baseline} "
+          f"(median of {args.rounds} interleaved rounds of {args.steps} steps; min-max)")
     for label, r in ratios.items():
-        print(f"  {label:32} {statistics.median(r):.2f}  ({min(r):.2f}-{max(r):.2f})")
+        print(f"  {label:32} {r['median']:.2f}  ({r['min']:.2f}-{r['max']:.2f})")
+    pair_ratios = {f"{a} / {b}": summary(a, b) for a, b in pairs(args.which, list(steps))}
+    if pair_ratios:
+        print("grukit over the alternative (median of the rounds' ratios; min-max)")
+        for name, r in pair_ratios.items():
+            print(f"  {name:48} {r['median']:.2f}  ({r['min']:.2f}-{r['max']:.2f})")
     if args.out:
         report = {"date": datetime.datetime.now().isoformat(timespec="minutes"),
                   "backend": keras.backend.backend(), "set": args.which, "baseline": baseline,
                   "rounds": args.rounds, "steps": args.steps,
                   "command": "python experiments/cell_options/speed.py " + " ".join(
                       sys.argv[1:] if argv is None else argv),
-                  "ratios": {label: {"median": statistics.median(r), "min": min(r),
-                                     "max": max(r), "all": r} for label, r in ratios.items()}}
+                  "steps_per_second": rates, "ratios": ratios, "pairs": pair_ratios}
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as f:
             json.dump(report, f, indent=1)

@@ -188,11 +188,36 @@ def _time_steps(fn, warmup, repeats, per_repeat):
     return statistics.median(rates), rates
 
 
+def keras_model(impl, variant, batch, T, features, units, **cell_options):
+    """The benchmark's model, ``Input((T, features), batch_size=batch) -> recurrent layer
+    (last state) -> Dense(1)``, compiled with Adam on MSE.
+
+    ``impl`` is a Keras implementation of the module docstring (``keras_gru``,
+    ``keras_rnn``, ``grukit``, ``grukit_par`` or one of :data:`OPTION_IMPLS`);
+    ``cell_options`` go to ``grukit.get_cell`` after the implementation's own.
+    """
+    import keras
+
+    import grukit
+
+    options = {**OPTION_IMPLS.get(impl, {}), **cell_options}
+    if impl == "keras_gru":
+        layer = keras.layers.GRU(units)
+    elif impl == "keras_rnn":
+        layer = keras.layers.RNN(grukit.get_cell(variant, units, **options))
+    else:
+        layer = grukit.layers.RNN(grukit.get_cell(variant, units, **options),
+                                  parallel=True if impl == "grukit_par" else "auto")
+    inp = keras.Input((T, features), batch_size=batch)
+    model = keras.Model(inp, keras.layers.Dense(1)(layer(inp)))
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
 def _worker_keras(cfg, modes, warmup, repeats, per_repeat):
     import numpy as np
     import keras
 
-    import grukit
     from grukit.zoo.presets import tensorflow_optional
 
     with tensorflow_optional():  # no TensorFlow import (seconds) on JAX and PyTorch
@@ -200,17 +225,8 @@ def _worker_keras(cfg, modes, warmup, repeats, per_repeat):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((cfg["batch"], cfg["T"], cfg["features"])).astype("float32")
     y = rng.standard_normal((cfg["batch"], 1)).astype("float32")
-    impl, units = cfg["impl"], cfg["units"]
-    if impl == "keras_gru":
-        layer = keras.layers.GRU(units)
-    elif impl == "keras_rnn":
-        layer = keras.layers.RNN(grukit.get_cell(cfg["variant"], units))
-    else:
-        layer = grukit.layers.RNN(grukit.get_cell(cfg["variant"], units, **OPTION_IMPLS.get(impl, {})),
-                                  parallel=True if impl == "grukit_par" else "auto")
-    inp = keras.Input((cfg["T"], cfg["features"]), batch_size=cfg["batch"])
-    model = keras.Model(inp, keras.layers.Dense(1)(layer(inp)))
-    model.compile(optimizer="adam", loss="mse")
+    model = keras_model(cfg["impl"], cfg["variant"], cfg["batch"], cfg["T"], cfg["features"],
+                        cfg["units"])
     out = {}
     if "train" in modes:
         out["train"] = _time_steps(lambda: model.train_on_batch(x, y), warmup, repeats, per_repeat)

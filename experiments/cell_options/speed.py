@@ -95,22 +95,16 @@ def pairs(which, labels):
 
 
 def train_step(layer, variant, opts, x, y):
-    """One training step of ``Input -> layer (last state) -> Dense(1)``, compiled and
-    warmed up."""
+    """One training step of the benchmark's model (``grukit.bench.keras_model``, or
+    ``grukit.bench.torch_gru_steps``) with ``layer``, compiled and warmed up."""
     import keras
-    import grukit
-    from grukit.bench import torch_gru_steps
+    from grukit.bench import keras_model, torch_gru_steps
 
     if layer == "torch_gru":
         train, _ = torch_gru_steps(*x.shape, 128)
     else:
         keras.utils.set_random_seed(0)
-        inp = keras.Input(x.shape[1:], batch_size=x.shape[0])
-        rnn = (keras.layers.GRU(128) if layer == "keras_gru" else
-               keras.layers.RNN(grukit.get_cell(variant, 128, **opts)) if layer == "keras_rnn"
-               else grukit.layers.RNN(grukit.get_cell(variant, 128, **opts)))
-        model = keras.Model(inp, keras.layers.Dense(1)(rnn(inp)))
-        model.compile(optimizer="adam", loss="mse")
+        model = keras_model(layer, variant, *x.shape, 128, **opts)
 
         def train():
             model.train_on_batch(x, y)

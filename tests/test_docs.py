@@ -92,23 +92,35 @@ def test_no_machine_paths_or_kernel_builds_in_committed_files():
     assert found == [], "\n".join(found)
 
 
+def _performance_section():
+    """README's Performance section."""
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    return readme[readme.index("## Performance"):readme.index("## Known limitations")]
+
+
+def _interleaved_runs(which):
+    """``{backend: report}`` of ``benchmarks/cpu/<which>/<backend>.json`` (written by
+    ``experiments/cell_options/speed.py --set <which>``)."""
+    import json
+
+    runs = {}
+    for backend in ("tensorflow", "jax", "torch"):
+        with open(os.path.join(REPO, "benchmarks", "cpu", which, f"{backend}.json"),
+                  encoding="utf-8") as f:
+            runs[backend] = json.load(f)
+    return runs
+
+
 def test_readme_mgu_forms_table_is_the_committed_interleaved_run():
     """README's table of the MGU's training speed relative to the GRU, in its paper's form
     and with ``reset_after=True``, is the medians of `benchmarks/cpu/forms/<backend>.json`
     (``experiments/cell_options/speed.py --set forms``, one file per backend)."""
-    import json
-
-    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
-    section = readme[readme.index("## Performance"):readme.index("## Known limitations")]
+    section = _performance_section()
     rows = {"`mgu`, its paper's form (default)": "mgu",
             "`mgu`, `reset_after=True`": "mgu reset_after=True"}
     columns = ("tensorflow", "jax", "torch")
-    runs = {}
-    for backend in columns:
-        with open(os.path.join(REPO, "benchmarks", "cpu", "forms", f"{backend}.json"),
-                  encoding="utf-8") as f:
-            runs[backend] = json.load(f)
-        run = runs[backend]
+    runs = _interleaved_runs("forms")
+    for backend, run in runs.items():
         assert (run["backend"], run["set"], run["baseline"]) == (backend, "forms", "gru"), run
         assert f"--rounds {run['rounds']} --steps {run['steps']}" in run["command"]
         assert f"--rounds {run['rounds']} --steps {run['steps']}" in section
@@ -134,19 +146,11 @@ def test_readme_baselines_table_is_the_committed_interleaved_run():
     """README's table of grukit's training speed over keras.layers.GRU, torch.nn.GRU and
     keras.layers.RNN(cell) is `benchmarks/cpu/baselines/<backend>.json`'s medians
     (``experiments/cell_options/speed.py --set baselines``, one file per backend)."""
-    import json
-
-    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
-    section = " ".join(readme[readme.index("## Performance"):
-                              readme.index("## Known limitations")].split())
-    columns = ("tensorflow", "jax", "torch")
+    section = " ".join(_performance_section().split())
     expected = {"over `keras.layers.GRU`": [],
                 "over `torch.nn.GRU` (plain PyTorch, same process)": [],
                 "over `keras.layers.RNN(cell)`, lowest-highest of the variants but Li-GRU": []}
-    for backend in columns:
-        with open(os.path.join(REPO, "benchmarks", "cpu", "baselines", f"{backend}.json"),
-                  encoding="utf-8") as f:
-            run = json.load(f)
+    for backend, run in _interleaved_runs("baselines").items():
         assert (run["backend"], run["set"], run["baseline"]) == (backend, "baselines",
                                                                  "grukit gru"), run
         assert f"--rounds {run['rounds']} --steps {run['steps']}" in run["command"]
@@ -176,8 +180,7 @@ def test_readme_performance_table_is_the_committed_benchmark():
         report = json.load(f)
     medians = {(r["impl"], r["variant"], r["backend"], r["T"], mode): r["result"][mode]["median"]
                for r in report["results"] for mode in ("train", "infer") if mode in r["result"]}
-    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
-    section = readme[readme.index("## Performance"):readme.index("## Known limitations")]
+    section = _performance_section()
     rows = {"`keras.layers.GRU`": ("keras_gru", "gru"),
             "`keras.layers.RNN(grukit.GRUCell)`": ("keras_rnn", "gru"),
             "`grukit.layers.GRU` (gru)": ("grukit", "gru"),

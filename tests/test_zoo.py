@@ -370,6 +370,10 @@ def test_cli_list(capsys):
      r"--time-limit must be a positive number of seconds"),
     (["zoo", "tune", "ett-forecasting", "--quick", "--worker-timeout", "2"],
      r"--worker-timeout must be a finite number of seconds >= 10"),
+    (["zoo", "train", "ett-forecasting", "--quick", "--seed", "-1"],
+     r"--seed must be an integer >= 0; got -1"),
+    (["zoo", "tune", "ett-forecasting", "--quick", "--shuffle-seed", "-2"],
+     r"--shuffle-seed must be an integer >= 0; got -2"),
 ])
 def test_cli_bad_input_is_named(argv, match, capsys, monkeypatch):
     monkeypatch.setenv("GRUKIT_DATA_DIR", "/nonexistent/data")
@@ -505,10 +509,101 @@ def test_training_resumes_after_sigkill(tmp_path):
     assert "Epoch 1/8" not in stdout and f"Epoch {backed_up + 1}/8" in stdout
     meta = presets.read_metadata(out / "preset")
     assert meta["training"]["epochs_run"] == 8 and meta["training"]["runs"] == 2
+    assert (meta["training"]["seed"], meta["training"]["shuffle_seed"]) == (0, 0)
     with open(out / "train_log.csv") as f:
         epochs = [int(r["epoch"]) for r in csv.DictReader(f)]
     assert epochs[-1] == 7 and epochs.count(backed_up) == 1, epochs
     assert not (out / "backup").exists()  # removed once training completed
+
+
+class _Recorded(Exception):
+    """Stops a run once the engine has asked for the training data."""
+
+
+def _recording_recipe(calls, takes_seed=True):
+    """The ETT recipe, its ``dataset`` recording each call's split, ``training`` and
+    ``seed``, stopping the run at the training data; or, without ``takes_seed``, with a
+    ``dataset`` of the older contract that takes no ``seed``."""
+    from grukit.zoo.models.ett_forecasting.recipe import EttForecasting
+
+    class Recording(EttForecasting):
+        if takes_seed:
+            def dataset(self, data, hparams, split, training=False, seed=0):
+                calls.append((split, training, seed))
+                if training:
+                    raise _Recorded
+                return super().dataset(data, hparams, split, training, seed)
+        else:
+            def dataset(self, data, hparams, split, training=False):
+                calls.append((split, training, None))
+                return super().dataset(data, hparams, split, training)
+
+    return Recording()
+
+
+@needs_data
+def test_train_and_search_shuffle_by_the_run_seed(tmp_path):
+    """The run's seed reaches the training order (it used to be seed 0 whatever the run's
+    seed), unless shuffle_seed fixes the order; a recipe whose dataset() cannot take the
+    seed stops the run with a clear error."""
+    import keras_tuner
+
+    from grukit.zoo.training import train
+
+    ett = zoo.get("ett-forecasting")
+    data = ett.load_data(data_dir=DATA_DIR)
+    hp = ett.hparams(quick=True, overrides={"units": 8, "max_train_windows": 128,
+                                            "max_val_windows": 64, "epochs": 1})
+    calls = []
+    with pytest.raises(_Recorded):
+        train(_recording_recipe(calls), hp, data, tmp_path / "run", seed=5, verbose=0)
+    assert calls == [("train", True, 5)]
+    calls.clear()
+    with pytest.raises(_Recorded):
+        train(_recording_recipe(calls), hp, data, tmp_path / "run", seed=5, shuffle_seed=2,
+              verbose=0)
+    assert calls == [("train", True, 2)]
+    with pytest.raises(ValueError, match=r"shuffle_seed must be None \(the order follows the "
+                                         r"run's seed\) or an integer >= 0; got -1"):
+        train(_recording_recipe(calls), hp, data, tmp_path / "run", shuffle_seed=-1)
+    for seeds, order in (({"seed": 7}, 7), ({"seed": 7, "shuffle_seed": 3}, 3)):
+        calls.clear()
+        hypermodel = _recording_recipe(calls).hypermodel(data, hp, quick=True, **seeds)
+        trial = keras_tuner.HyperParameters()
+        with pytest.raises(_Recorded):
+            hypermodel.fit(trial, hypermodel.build(trial))
+        assert calls[0] == ("train", True, order), calls
+    calls.clear()
+    with pytest.raises(TypeError, match=r"Recording.dataset\(\) takes no `seed`; it must "
+                                        r"accept dataset\(data, hparams, split, training=False, "
+                                        r"seed=0\)"):
+        train(_recording_recipe(calls, takes_seed=False), hp, data, tmp_path / "old",
+              seed=5, verbose=0)
+    # the seeds order the batches; 0 is the order every committed preset trained with
+    first = [ett.dataset(data, hp, "train", training=True, seed=s)[0][0] for s in (0, 0, 1)]
+    assert np.array_equal(first[0], first[1]) and not np.array_equal(first[0], first[2])
+    assert np.array_equal(first[0], ett.dataset(data, hp, "train", training=True)[0][0])
+
+
+def test_an_interrupted_run_resumes_only_with_its_seed(tmp_path):
+    from grukit.zoo.training import _TrainState
+
+    hp = {"units": 8}
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "training_metadata.json").write_text('{"epoch": 2}')
+    state = {"best": 0.5, "best_epoch": 1, "wait": 0, "epochs_done": 2, "time_s": 3.0,
+             "runs": 1, "hparams": hp, "seed": 4, "shuffle_seed": 4}
+    (tmp_path / "train_state.json").write_text(json.dumps(state))
+    for other in ((0, 0), (4, 1), (1, 4)):
+        with pytest.raises(ValueError, match=r"an interrupted run with seed 4 and training "
+                                             r"order seed 4, not .*Re-run its command \(--seed "
+                                             r"4 --shuffle-seed 4\) to finish it"):
+            _TrainState(tmp_path, "val_loss", "min", 3, hp, *other)
+    resumed = _TrainState(tmp_path, "val_loss", "min", 3, hp, 4, 4)
+    assert (resumed.epochs_done, resumed.best, resumed.seed) == (2, 0.5, 4)
+    del state["seed"], state["shuffle_seed"]  # written before the seeds were kept: any
+    (tmp_path / "train_state.json").write_text(json.dumps(state))
+    assert _TrainState(tmp_path, "val_loss", "min", 3, hp, 9, 2).epochs_done == 2
 
 
 @once

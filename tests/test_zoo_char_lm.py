@@ -84,6 +84,19 @@ def test_data_splits_and_vocabulary(data):
     assert np.array_equal(data.ids("test"), data.ids("validation"))
 
 
+@needs_data
+def test_the_training_windows_follow_data_seed_plus_the_run_seed(lm, data):
+    hp = lm.hparams(quick=True, overrides=TINY)
+
+    def first(data_seed, seed):
+        return lm.dataset(data, dict(hp, data_seed=data_seed), "train", training=True,
+                          seed=seed)[0][0]
+
+    assert np.array_equal(first(0, 0), lm.dataset(data, hp, "train", training=True)[0][0])
+    assert not np.array_equal(first(0, 0), first(0, 1))
+    assert np.array_equal(first(0, 1), first(1, 0))  # the windows' seed is the sum
+
+
 def test_uniform_and_sample():
     us = [uniform(s, t) for s in range(5) for t in range(200)]
     assert all(0 <= u < 1 for u in us) and len(set(us)) > 990

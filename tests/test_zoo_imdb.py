@@ -302,6 +302,23 @@ def test_quick_train_writes_preset(trained, imdb):
 
 
 @needs_data
+def test_the_training_order_follows_the_run_seed(trained, imdb):
+    """``dataset(..., seed=)`` orders the training batches (the engine passes the run's
+    seed: tests/test_zoo.py); seed 0, the default, is the committed preset's order."""
+    _, data, hp = trained
+
+    def labels(seed=None):
+        options = {} if seed is None else {"seed": seed}
+        batches = imdb.dataset(data, hp, "train", training=True, **options)
+        return np.concatenate([batches[i][1] for i in range(len(batches))])
+
+    zero = labels(0)
+    assert np.array_equal(zero, labels()) and np.array_equal(zero, labels(0))
+    assert not np.array_equal(zero, labels(1))
+    assert np.array_equal(np.sort(zero), np.sort(labels(1)))  # the same reviews, reordered
+
+
+@needs_data
 def test_refit_trains_on_train_and_validation_and_keeps_the_last_epoch(trained, imdb, tmp_path,
                                                                        monkeypatch):
     _, data, hp = trained

@@ -44,9 +44,10 @@ Writing a recipe (``grukit/zoo/models/<dir>/recipe.py``, beside the model's
         def build(self, hparams, data):         # -> a built, compiled keras.Model
             ...
 
-        def dataset(self, data, hparams, split, training=False):
+        def dataset(self, data, hparams, split, training=False, seed=0):
             ...                                 # split: "train", "validation" or "test";
-                                                # what model.fit/predict accept (a PyDataset, ...)
+                                                # what model.fit/predict accept (a PyDataset, ...);
+                                                # training: shuffled by the run's seed
 
         def evaluate(self, model, data, hparams, split="test"):
             return {"accuracy": ...}            # every example counted
@@ -324,6 +325,40 @@ def set_seed(seed):
         keras.utils.set_random_seed(seed)
 
 
+def _order_seed(seed, shuffle_seed):
+    """The training order's seed: ``shuffle_seed``, or the run's ``seed`` where it is None.
+
+    Raises:
+        ValueError: ``shuffle_seed`` is neither None nor an integer >= 0.
+    """
+    if shuffle_seed is None:
+        return seed
+    if isinstance(shuffle_seed, bool) or not isinstance(shuffle_seed, int) or shuffle_seed < 0:
+        raise ValueError(f"shuffle_seed must be None (the order follows the run's seed) or an "
+                         f"integer >= 0; got {shuffle_seed!r}.")
+    return shuffle_seed
+
+
+def _training_dataset(recipe, data, hparams, split, seed):
+    """``recipe.dataset(data, hparams, split, training=True, seed=seed)``: the shuffled
+    examples ``fit`` trains on, in the order of the run's ``seed``.
+
+    Raises:
+        TypeError: the recipe's :meth:`ZooModel.dataset` takes no ``seed`` (a recipe
+            written against the older contract): its training order could not follow
+            the run's seed, so the run stops rather than ignore it.
+    """
+    import inspect
+
+    params = inspect.signature(recipe.dataset).parameters
+    if "seed" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise TypeError(
+            f"{recipe.name}: {type(recipe).__name__}.dataset() takes no `seed`; it must "
+            f"accept dataset(data, hparams, split, training=False, seed=0) and draw the "
+            f"training order from `seed` (the run's seed).")
+    return recipe.dataset(data, hparams, split, training=True, seed=seed)
+
+
 def text_batch(inputs, model, noun):
     """``(single, items)``: ``inputs`` is one text (``str`` or ``bytes``; ``single`` true,
     ``items`` a one-element list) or an ordered 1-D sequence of them (``items`` a list).
@@ -513,11 +548,15 @@ class ZooModel:
         for Keras serialization, so that presets can rebuild it)."""
         raise NotImplementedError
 
-    def dataset(self, data, hparams, split, training=False):
+    def dataset(self, data, hparams, split, training=False, seed=0):
         """The examples of ``split`` (``"train"``, ``"validation"`` or ``"test"``) in a
         form ``model.fit`` / ``model.predict`` accept (a ``keras.utils.PyDataset``,
-        arrays, ...). ``training=True``: shuffled, for ``fit``. Quick runs subset
-        the data here, driven by hyperparameters of the ``"quick"`` overrides."""
+        arrays, ...). ``training=True``: shuffled, for ``fit``, in an order drawn from
+        ``seed``: the run's seed (``train``'s and ``tune``'s ``seed``, the command's
+        ``--seed``) unless the run fixes the order with ``shuffle_seed`` (``--shuffle-seed``).
+        So runs with different seeds see the examples in different orders, and a resumed
+        run sees the order the uninterrupted one would have. Quick runs subset the data
+        here, driven by hyperparameters of the ``"quick"`` overrides."""
         raise NotImplementedError
 
     def evaluate(self, model, data, hparams, split="test"):
@@ -685,12 +724,13 @@ class ZooModel:
 
         return train(self, self.validate_hparams(hparams), data, out, **options)
 
-    def hypermodel(self, data, hparams, quick=False, seed=0):
+    def hypermodel(self, data, hparams, quick=False, seed=0, shuffle_seed=None):
         """The search's ``keras_tuner.HyperModel``: :func:`grukit.zoo.tuning.hypermodel`, on
         the validated ``hparams`` (:meth:`validate_hparams`)."""
         from grukit.zoo.tuning import hypermodel
 
-        return hypermodel(self, data, self.validate_hparams(hparams), quick=quick, seed=seed)
+        return hypermodel(self, data, self.validate_hparams(hparams), quick=quick, seed=seed,
+                          shuffle_seed=shuffle_seed)
 
     def tune(self, hparams, data, out, **options):
         """A resumable keras-tuner search: :func:`grukit.zoo.tuning.tune` for this recipe, on

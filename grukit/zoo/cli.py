@@ -106,7 +106,12 @@ def common_options(p, command):
         p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="set_",
                        help="override a hyperparameter, a field of the model's config "
                             "(config.py; repeatable)")
-        p.add_argument("--seed", type=int, help="random seed (default 0)")
+        p.add_argument("--seed", type=int,
+                       help="random seed: initial weights, dropout and (without "
+                            "--shuffle-seed) the training order (default 0)")
+        p.add_argument("--shuffle-seed", type=int, metavar="S",
+                       help="the training order's own seed, whatever --seed (default: "
+                            "--seed's)")
     if command == "train":
         p.add_argument("--out", metavar="DIR", help="run directory (default runs/NAME); the "
                        "preset goes to DIR/preset")
@@ -149,8 +154,8 @@ def common_options(p, command):
                        help="skip loading the export in a fresh process to check it")
 
 
-DEFAULTS = {"quick": False, "seed": 0, "tuner": "random", "max_trials": 10, "time_limit": None,
-            "split": "test", "no_verify": False, "set_": None}
+DEFAULTS = {"quick": False, "seed": 0, "shuffle_seed": None, "tuner": "random", "max_trials": 10,
+            "time_limit": None, "split": "test", "no_verify": False, "set_": None}
 
 
 class _Fail(Exception):
@@ -264,7 +269,15 @@ def _header(recipe, what):
           flush=True)
 
 
+def _check_seeds(opts):
+    """Bad seeds are named before any data is read."""
+    for flag, value in (("--seed", opts.seed), ("--shuffle-seed", opts.shuffle_seed)):
+        if value is not None and value < 0:
+            raise ValueError(f"{flag} must be an integer >= 0; got {value}.")
+
+
 def _train(recipe, opts, command):
+    _check_seeds(opts)
     data_options, overrides = _overrides(recipe, opts, command)
     base = None
     if opts.hparams:
@@ -280,12 +293,14 @@ def _train(recipe, opts, command):
     print("hyperparameters: " + json.dumps(dict(hparams, epochs=opts.epochs or hparams["epochs"]),
                                            sort_keys=True), flush=True)
     recipe.train(hparams, data, out, epochs=opts.epochs, seed=opts.seed,
-                 data_parallel=opts.data_parallel, quick=opts.quick, command=_command(opts),
+                 shuffle_seed=opts.shuffle_seed, data_parallel=opts.data_parallel,
+                 quick=opts.quick, command=_command(opts),
                  profile=opts.profile, overwrite=opts.overwrite)
     return 0
 
 
 def _tune(recipe, opts, command):
+    _check_seeds(opts)
     data_options, overrides = _overrides(recipe, opts, command)
     fixed = {k: v for k, v in overrides.items() if k != "horizon"}
     hparams = recipe.hparams(quick=opts.quick, overrides=overrides, profile=opts.profile)
@@ -306,7 +321,8 @@ def _tune(recipe, opts, command):
     out = opts.out or os.path.join("runs", f"{recipe.name}-tune")
     _header(recipe, f"Tuning ({opts.tuner}, {opts.max_trials} trials)")
     rows = recipe.tune(hparams, data, out, tuner=opts.tuner, max_trials=opts.max_trials,
-                       epochs=opts.epochs, seed=opts.seed, quick=opts.quick, fixed=fixed,
+                       epochs=opts.epochs, seed=opts.seed, shuffle_seed=opts.shuffle_seed,
+                       quick=opts.quick, fixed=fixed,
                        time_limit=opts.time_limit, compare=opts.compare,
                        report_only=bool(opts.report), worker_timeout=opts.worker_timeout)
     if rows:

@@ -14,7 +14,8 @@ import warnings
 from pathlib import Path
 
 from grukit.zoo import presets as _presets
-from grukit.zoo.base import TrainResult, _atomic_write_json, set_seed
+from grukit.zoo.base import (TrainResult, _atomic_write_json, _order_seed,
+                             _training_dataset, set_seed)
 
 __all__ = ["train"]
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def train(recipe, hparams, data, out, epochs=None, seed=0, data_parallel=None, quick=False,
-          verbose=1, command=None, profile=None, overwrite=False):
+          verbose=1, command=None, profile=None, overwrite=False, shuffle_seed=None):
     """Train, evaluate and write a preset; resumes an interrupted run in ``out``.
 
     With ``hparams["refit"]`` true (recipes whose :meth:`dataset` knows the
@@ -46,7 +47,13 @@ def train(recipe, hparams, data, out, epochs=None, seed=0, data_parallel=None, q
         data: from :meth:`load_data`.
         out: the run directory.
         epochs: overrides ``hparams["epochs"]``.
-        seed: ``keras.utils.set_random_seed`` seed.
+        seed: the run's random seed: ``keras.utils.set_random_seed`` (initial weights,
+            dropout) and, unless ``shuffle_seed`` is given, the training order
+            (:meth:`dataset`'s ``seed``).
+        shuffle_seed: ``None`` (default): the training order follows ``seed``; an integer
+            >= 0: the order's own seed, the same whatever ``seed`` (to vary the
+            initialisation alone). A resumed run must use the seeds it started with
+            (``ValueError`` otherwise); the metadata records both.
         data_parallel: ``None`` (default): data parallel on JAX when more than one
             device is visible; ``True``: require it (JAX only); ``False``: never.
         quick: recorded in the metadata (a quick preset is labelled as such).
@@ -96,6 +103,7 @@ def train(recipe, hparams, data, out, epochs=None, seed=0, data_parallel=None, q
         raise ValueError(f"epochs must be a positive integer; got {epochs!r}.")
     hparams = dict(hparams, epochs=epochs)
     recipe.validate_hparams(hparams)
+    order_seed = _order_seed(seed, shuffle_seed)
     devices, distribution = _data_parallel(data_parallel)
     set_seed(seed)
     scope = distribution.scope() if distribution is not None else _nullcontext()
@@ -105,7 +113,7 @@ def train(recipe, hparams, data, out, epochs=None, seed=0, data_parallel=None, q
             raise RuntimeError(f"{recipe.name}: build() must return a built model.")
         refit = bool(hparams.get("refit"))
         state = _TrainState(out, recipe.objective, recipe.direction,
-                            0 if refit else hparams["patience"], hparams)
+                            0 if refit else hparams["patience"], hparams, seed, order_seed)
         resumed_from = _backup_epoch(out / "backup")
         if resumed_from:
             log.info(f"Resuming from epoch {resumed_from} (backup in {out / 'backup'})")
@@ -116,8 +124,8 @@ def train(recipe, hparams, data, out, epochs=None, seed=0, data_parallel=None, q
                      state,
                      keras.callbacks.CSVLogger(str(out / "train_log.csv"), append=True),
                      *recipe.extra_callbacks(hparams)]
-        train_data = recipe.dataset(data, hparams, "train_full" if refit else "train",
-                                  training=True)
+        train_data = _training_dataset(recipe, data, hparams,
+                                       "train_full" if refit else "train", order_seed)
         val_data = recipe.dataset(data, hparams, "validation")
         if devices:  # every batch must split evenly over the devices
             train_data = _divisible(train_data, len(devices), hparams["batch_size"])
@@ -171,7 +179,8 @@ def _metadata(recipe, hparams, data, metrics, state, seed, quick, command, devic
                            "validation metrics are not held out"}
                   if hparams.get("refit") else None),
         "training": {"time_s": round(state.time_s, 2), "epochs_run": state.epochs_done,
-                     "seed": seed, "command": command or "",
+                     "seed": seed, "shuffle_seed": state.shuffle_seed,
+                     "command": command or "",
                      "runs": state.runs, "data_parallel_devices": devices or None},
         "hardware": _presets.hardware_info(),
         "versions": _presets.versions_info(),
@@ -248,7 +257,7 @@ def _train_state_class():
         """Best-epoch checkpoint, early stopping and time spent, all persisted in ``out``
         so that a resumed run (BackupAndRestore) continues them."""
 
-        def __init__(self, out, monitor, direction, patience, hparams):
+        def __init__(self, out, monitor, direction, patience, hparams, seed=0, shuffle_seed=0):
             super().__init__()
             self.out = Path(out)
             self.monitor, self.direction, self.patience = monitor, direction, patience
@@ -256,7 +265,7 @@ def _train_state_class():
             self.state_path = self.out / "train_state.json"
             self.best, self.best_epoch, self.wait = None, None, 0
             self.epochs_done, self.time_s, self.runs = 0, 0.0, 0
-            self.hparams = hparams
+            self.hparams, self.seed, self.shuffle_seed = hparams, seed, shuffle_seed
             # an interrupted run (a backup exists) is continued; otherwise start afresh
             if self.state_path.is_file() and _backup_epoch(self.out / "backup") > 0:
                 state = json.loads(self.state_path.read_text())
@@ -265,6 +274,15 @@ def _train_state_class():
                         f"{self.out} holds an interrupted run with other hyperparameters; "
                         f"re-run its command to finish it, or use another --out (or delete "
                         f"{self.out}) to start afresh.")
+                # (states written before the seeds were kept resume with any)
+                was = (state.get("seed", seed), state.get("shuffle_seed", shuffle_seed))
+                if was != (seed, shuffle_seed):
+                    raise ValueError(
+                        f"{self.out} holds an interrupted run with seed {was[0]} and training "
+                        f"order seed {was[1]}, not {seed} and {shuffle_seed}: its remaining "
+                        f"epochs would continue another run. Re-run its command (--seed "
+                        f"{was[0]} --shuffle-seed {was[1]}) to finish it, or use another --out "
+                        f"(or delete {self.out}) to start afresh.")
                 self.best, self.best_epoch = state["best"], state["best_epoch"]
                 self.wait, self.epochs_done = state["wait"], state["epochs_done"]
                 self.time_s, self.runs = state["time_s"], state["runs"]
@@ -312,7 +330,7 @@ def _train_state_class():
             _atomic_write_json(self.state_path, {
                 "best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
                 "epochs_done": self.epochs_done, "time_s": self.time_s, "runs": self.runs,
-                "hparams": self.hparams})
+                "hparams": self.hparams, "seed": self.seed, "shuffle_seed": self.shuffle_seed})
 
     return TrainState
 

@@ -20,7 +20,8 @@ import warnings
 from pathlib import Path
 
 from grukit.zoo import _tuner_internals as _internals
-from grukit.zoo.base import TUNERS, _atomic_write_json, set_seed
+from grukit.zoo.base import (TUNERS, _atomic_write_json, _order_seed, _training_dataset,
+                             set_seed)
 
 __all__ = ["SearchIncomplete", "hypermodel", "tune"]
 
@@ -41,13 +42,14 @@ class SearchIncomplete(RuntimeError):
     """
 
 
-def hypermodel(recipe, data, hparams, quick=False, seed=0):
+def hypermodel(recipe, data, hparams, quick=False, seed=0, shuffle_seed=None):
     """A ``keras_tuner.HyperModel`` over :meth:`search_space`.
 
     ``build(hp)`` merges the sampled values into ``hparams`` and calls
     :meth:`build`; ``fit(hp, model, ...)`` trains on the training split and
     validates on the validation split (never the test split), with early
-    stopping, and returns the best epoch's metrics plus ``time_s``.
+    stopping, and returns the best epoch's metrics plus ``time_s``. ``seed`` and
+    ``shuffle_seed``: as in :func:`tune`.
 
     Example:
         >>> import keras_tuner
@@ -64,6 +66,7 @@ def hypermodel(recipe, data, hparams, quick=False, seed=0):
     import keras
     import keras_tuner
 
+    order_seed = _order_seed(seed, shuffle_seed)
 
     class _ZooHyperModel(keras_tuner.HyperModel):
         def __init__(self):
@@ -94,7 +97,7 @@ def hypermodel(recipe, data, hparams, quick=False, seed=0):
             callbacks += recipe.extra_callbacks(merged)
             start = time.time()
             history = model.fit(
-                recipe.dataset(data, merged, "train", training=True),
+                _training_dataset(recipe, data, merged, "train", order_seed),
                 validation_data=recipe.dataset(data, merged, "validation"),
                 epochs=epochs or merged["epochs"], callbacks=callbacks,
                 verbose=kwargs.pop("verbose", 1), **kwargs)
@@ -120,7 +123,7 @@ def hypermodel(recipe, data, hparams, quick=False, seed=0):
 
 def tune(recipe, hparams, data, out, tuner="random", max_trials=10, epochs=None, seed=0,
          quick=False, fixed=None, verbose=1, time_limit=None, compare=None,
-         report_only=False, worker_timeout=None):
+         report_only=False, worker_timeout=None, shuffle_seed=None):
     """Search the hyperparameters; resumable and distributable.
 
     The search state lives in ``OUT/tune/<tuner>[-quick]`` (keras-tuner,
@@ -141,6 +144,10 @@ def tune(recipe, hparams, data, out, tuner="random", max_trials=10, epochs=None,
         tuner: ``"random"``, ``"bayesian"`` or ``"hyperband"``.
         max_trials: number of trials (Hyperband: a cap on them).
         epochs: epochs per trial (Hyperband: ``max_epochs``); default ``hparams["epochs"]``.
+        seed: the search's random seed: keras-tuner's sampling, and in every trial
+            ``keras.utils.set_random_seed`` before the model is built and, unless
+            ``shuffle_seed`` is given, the training order (:meth:`dataset`'s ``seed``).
+        shuffle_seed: ``None`` (default) or an integer >= 0, the training order's own seed.
         fixed: ``{key: value}`` held fixed during the search (``--set``).
         time_limit: seconds; no new trial starts after this much time in this call
             (running trials finish, and so does a trial that keras-tuner retries after
@@ -207,7 +214,7 @@ def tune(recipe, hparams, data, out, tuner="random", max_trials=10, epochs=None,
     for key, value in (fixed or {}).items():
         hp.Fixed(key, value)
     objective = keras_tuner.Objective(recipe.objective, direction=recipe.direction)
-    common = dict(hypermodel=hypermodel(recipe, data, hparams, quick, seed),
+    common = dict(hypermodel=hypermodel(recipe, data, hparams, quick, seed, shuffle_seed),
                   objective=objective, seed=seed, hyperparameters=hp,
                   tune_new_entries=True, directory=str(out / "tune"),
                   project_name=f"{tuner}{'-quick' if quick else ''}", overwrite=False)

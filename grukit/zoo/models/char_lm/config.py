@@ -36,7 +36,7 @@ class CharLMConfig(ZooConfig):
             characters of the training split (0: all of it).
         max_val_chars: Keras's ``val_loss`` during training and the search reads the
             first this many validation characters (0: all of them).
-        data_seed: seed of the random training windows.
+        data_seed: the random training windows' seed is this plus the run's seed.
         eval_streams: the evaluation reads the validation text as this many
             contiguous streams, the state carried.
         eval_window: the evaluation's window length (characters); the state is
@@ -69,7 +69,7 @@ class CharLMConfig(ZooConfig):
     patience: int = 0  # early-stopping patience (0: none)
     max_train_chars: int = 0  # training characters used (0: all)
     max_val_chars: int = 30000  # validation characters for val_loss (0: all)
-    data_seed: int = 0  # seed of the random training windows
+    data_seed: int = 0  # plus the run's seed: the seed of the random training windows
     eval_streams: int = 1  # evaluation streams, state carried
     eval_window: int = 256  # evaluation window (characters)
     max_eval_chars: int = 0  # characters of the reported evaluation (0: all)

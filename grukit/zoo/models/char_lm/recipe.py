@@ -99,13 +99,13 @@ class CharLanguageModel(ZooModel):
         return {"vocabulary.json": json.dumps({"vocabulary": data.vocabulary,
                                                "ids": "id i is vocabulary[i]"}) + "\n"}
 
-    def dataset(self, data, hparams, split, training=False):
+    def dataset(self, data, hparams, split, training=False, seed=0):
         L, batch = hparams["seq_len"], hparams["batch_size"]
         if split == "train":
             ids = data.ids("train", hparams["max_train_chars"])
             if training:
                 return random_windows(ids, L, batch, hparams["steps_per_epoch"],
-                                      seed=hparams["data_seed"])
+                                      seed=hparams["data_seed"] + seed)
             return strided_windows(ids, L, batch)
         return strided_windows(data.ids(split, hparams["max_val_chars"]), L,
                                max(batch, 128))

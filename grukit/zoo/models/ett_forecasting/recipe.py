@@ -85,7 +85,7 @@ class EttForecasting(ZooModel):
                 "mean": [float(v) for v in data.mean], "std": [float(v) for v in data.std],
                 "lookback": hparams["lookback"], "horizon": hparams["horizon"]}
 
-    def dataset(self, data, hparams, split, training=False):
+    def dataset(self, data, hparams, split, training=False, seed=0):
         from grukit.datasets import Batches, WindowDataset
 
         L, H, batch = hparams["lookback"], hparams["horizon"], hparams["batch_size"]
@@ -96,8 +96,8 @@ class EttForecasting(ZooModel):
             x, y = data.windows(name, L, H)
             # evenly spaced windows over the whole split: the subset sees every season
             idx = np.linspace(0, len(x) - 1, limit).round().astype(int)
-            return Batches.of_arrays((x[idx], y[idx]), batch, shuffle=training)
-        return WindowDataset(data, name, L, H, batch_size=batch, shuffle=training)
+            return Batches.of_arrays((x[idx], y[idx]), batch, shuffle=training, seed=seed)
+        return WindowDataset(data, name, L, H, batch_size=batch, shuffle=training, seed=seed)
 
     # ------------------------------------------------------ hyperparameters
     def search_space(self, hp, hparams, quick=False):

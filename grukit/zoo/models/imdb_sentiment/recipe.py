@@ -121,10 +121,10 @@ class ImdbSentiment(ZooModel):
     def assets(self, data, hparams):
         return {"vocabulary.txt": "\n".join(data.vocabulary(hparams)) + "\n"}
 
-    def dataset(self, data, hparams, split, training=False):
+    def dataset(self, data, hparams, split, training=False, seed=0):
         ids, labels = data.encoded(split, hparams)
         return review_batches(ids, labels, hparams["batch_size"], shuffle=training,
-                              seed=0, bucket=hparams["bucket"])
+                              seed=seed, bucket=hparams["bucket"])
 
     # ------------------------------------------------------ hyperparameters
     def search_space(self, hp, hparams, quick=False):

@@ -207,17 +207,25 @@ def _seed_and_policy():
     keras.config.set_dtype_policy(policy)
 
 
-@pytest.fixture
-def cli_log():
-    """grukit's INFO log shown on stdout as the ``grukit`` command shows it, for tests that
-    call the library in-process and read what a command-line user would see (capsys)."""
+@pytest.fixture(autouse=True)
+def _grukit_log_restored():
+    """Every test leaves grukit's logger as it found it: a test that runs the ``grukit``
+    command in-process (``main([...])``) adds its stdout handler, which would otherwise
+    print into the later tests' output (doctests that expect none fail then)."""
     import logging
-
-    from grukit.__main__ import _show_progress
 
     logger = logging.getLogger("grukit")
     handlers, level = logger.handlers[:], logger.level
-    _show_progress()  # one stdout handler, as in the command (not a second one)
     yield
     logger.handlers[:] = handlers
     logger.setLevel(level)
+
+
+@pytest.fixture
+def cli_log():
+    """grukit's INFO log shown on stdout as the ``grukit`` command shows it, for tests that
+    call the library in-process and read what a command-line user would see (capsys).
+    Undone after the test by :func:`_grukit_log_restored`."""
+    from grukit.__main__ import _show_progress
+
+    _show_progress()  # one stdout handler, as in the command (not a second one)

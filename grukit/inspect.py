@@ -24,6 +24,14 @@ def _find_cell(obj):
     )
 
 
+def _numpy(value, dtype=None):
+    """``value`` (a NumPy array, a nested list, or a backend tensor -- one that tracks
+    gradients, such as a layer's output under PyTorch, included) as a NumPy array."""
+    if ops.is_tensor(value):
+        value = ops.convert_to_numpy(value)
+    return np.asarray(value, dtype=dtype)
+
+
 def gate_activations(layer_or_cell, inputs, initial_state=None, mask=None):
     """Gate activations at every time step of a sequence (inference mode).
 
@@ -31,9 +39,10 @@ def gate_activations(layer_or_cell, inputs, initial_state=None, mask=None):
         layer_or_cell: a grukit cell, or a ``keras.layers.RNN`` /
             ``grukit.layers.RNN`` whose cell is a grukit cell. The cell must be
             built (or is built from ``inputs``).
-        inputs: ``[batch, time, features]`` array.
+        inputs: ``[batch, time, features]``: a NumPy array, or a backend
+            tensor (a layer's output, one that tracks gradients included).
         initial_state: optional ``[batch, units]`` initial state (zeros by
-            default).
+            default), an array or a tensor.
         mask: optional boolean ``[batch, time]``; at masked steps the state is
             carried and the gates reported as NaN.
 
@@ -53,7 +62,7 @@ def gate_activations(layer_or_cell, inputs, initial_state=None, mask=None):
         (['f', 'h', 'r', 'z'], (2, 20, 8))
     """
     cell, backwards = _find_cell(layer_or_cell)
-    x = ops.convert_to_tensor(np.asarray(inputs), dtype=cell.compute_dtype)
+    x = ops.convert_to_tensor(_numpy(inputs), dtype=cell.compute_dtype)
     if len(x.shape) != 3:
         raise ValueError(
             f"`inputs` must have rank 3 (batch, time, features); got shape {tuple(x.shape)}."
@@ -68,15 +77,16 @@ def gate_activations(layer_or_cell, inputs, initial_state=None, mask=None):
     if initial_state is None:
         h0 = ops.zeros((batch, cell.units), dtype=cell.compute_dtype)
     else:
-        h0 = ops.convert_to_tensor(np.asarray(initial_state), dtype=cell.compute_dtype)
+        h0 = ops.convert_to_tensor(_numpy(initial_state), dtype=cell.compute_dtype)
         if tuple(h0.shape) != (batch, cell.units):
             raise ValueError(
                 f"`initial_state` must have shape {(batch, cell.units)}; got {tuple(h0.shape)}."
             )
+    mask = None if mask is None else _numpy(mask, dtype=bool)
     if backwards:  # run the layer's direction as a forward pass over the reversed input
         x = ops.flip(x, axis=1)
-        mask = None if mask is None else np.asarray(mask, dtype=bool)[:, ::-1]
-    m = None if mask is None else ops.convert_to_tensor(np.asarray(mask, dtype=bool))
+        mask = None if mask is None else mask[:, ::-1]
+    m = None if mask is None else ops.convert_to_tensor(mask)
     recurrent = cell.recurrent_fn()
     projected = cell.project_inputs(x, training=False)
     _, states, _ = _loop.scan(lambda p_t, h: recurrent(p_t, h)[0], projected, h0, mask=m)

@@ -670,6 +670,13 @@ def test_gate_activations(variant):
     h0 = _rng(6).standard_normal((B, U)).astype("float32")
     gi = grukit.gate_activations(fast, x, initial_state=h0)
     np.testing.assert_allclose(gi["h"], to_np(ref(x, initial_state=[h0])), atol=ATOL)
+    # backend tensors: layers' outputs (under PyTorch, tensors that track gradients)
+    xt = keras.layers.Dense(F, kernel_initializer="identity", bias_initializer="zeros")(x)
+    h0t = keras.layers.Dense(U, kernel_initializer="identity", bias_initializer="zeros")(h0)
+    gt = grukit.gate_activations(fast, xt, initial_state=h0t)
+    assert set(gt) == set(gi)
+    for k in gi:
+        np.testing.assert_allclose(gt[k], gi[k], atol=1e-6, err_msg=k)
 
     # go_backwards: reported in input time order
     back = _copy(grukit.layers.RNN(_cell(variant), return_sequences=True, go_backwards=True),

@@ -6,14 +6,17 @@ CI (``tests/test_notebooks.py``) runs the quick versions::
 
     python notebooks/execute.py                    # all six, quick mode; nothing is written
     python notebooks/execute.py 03 05              # some of them (a number, prefix or file name)
+    python notebooks/execute.py --backend torch    # quick mode in PyTorch kernels
     python notebooks/execute.py --full --write     # regenerate every stored output (slow)
     python notebooks/execute.py --full --write 04  # regenerate one notebook
 
 Each notebook is executed with nbclient in a fresh kernel on this interpreter
 (``sys.executable -m ipykernel_launcher``, through a kernelspec written to a temporary
-folder), with ``KERAS_BACKEND=jax``, ``PYTHONHASHSEED=0``, grukit imported from this
-checkout (``PYTHONPATH``), the data from ``$GRUKIT_DATA_DIR`` (else ``../shared/data``), and
-a temporary working directory (also ``TMPDIR``) that is removed afterwards.
+folder), with ``KERAS_BACKEND=jax`` (``--backend`` picks another for a run that is not
+stored: CI runs the quick versions under the JAX and the PyTorch backends),
+``PYTHONHASHSEED=0``, grukit imported from this checkout (``PYTHONPATH``), the data from
+``$GRUKIT_DATA_DIR`` (else ``../shared/data``), and a temporary working directory (also
+``TMPDIR``) that is removed afterwards.
 
 ``--write`` (only with ``--full``) writes the executed notebook back, cleaned: the
 timestamps nbclient records in each cell's metadata are dropped, the notebook metadata
@@ -45,7 +48,10 @@ from importlib import metadata as _metadata
 
 NOTEBOOK_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(NOTEBOOK_DIR)
+#: The backend of the full runs whose outputs are stored in the notebooks.
 BACKEND = "jax"
+#: The backends a run may choose (``execute(backend=...)``, ``--backend``).
+BACKENDS = ("jax", "torch", "tensorflow")
 KERNEL = "grukit-notebooks-python"
 #: A path of a particular machine: a temporary, work or home folder (tests/test_docs.py
 #: applies a similar pattern to every committed file).
@@ -78,14 +84,14 @@ def source_sha256(nb):
     return hashlib.sha256(json.dumps(sources).encode("utf-8")).hexdigest()
 
 
-def versions():
+def versions(backend=BACKEND):
     """The backend and the versions the outputs depend on: Keras's and the backend's as
     installed for this interpreter (whose executable the kernel runs), grukit's of this
     checkout."""
     with open(os.path.join(REPO, "grukit", "__init__.py"), encoding="utf-8") as f:
         grukit_version = re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
-    return {"backend": BACKEND, "keras": _metadata.version("keras"),
-            BACKEND: _metadata.version(BACKEND), "grukit": grukit_version}
+    return {"backend": backend, "keras": _metadata.version("keras"),
+            backend: _metadata.version(backend), "grukit": grukit_version}
 
 
 def shows_output(source):
@@ -175,7 +181,7 @@ def _cpu_seconds(km):
 Run = collections.namedtuple("Run", "nb seconds cpu_seconds cells problems")
 
 
-def execute(name, quick=True, timeout=900, data_dir=None):
+def execute(name, quick=True, timeout=900, data_dir=None, backend=BACKEND):
     """Execute ``notebooks/<name>`` top to bottom in a fresh kernel; the file is not touched.
 
     Args:
@@ -183,6 +189,8 @@ def execute(name, quick=True, timeout=900, data_dir=None):
         quick: ``GRUKIT_NOTEBOOK_QUICK=1`` (CI) or ``0`` (the full run that is stored).
         timeout: seconds a single cell may run (a hang guard), or ``None``.
         data_dir: the data directory (default ``$GRUKIT_DATA_DIR``, else ``../shared/data``).
+        backend: the kernel's ``KERAS_BACKEND``, one of :data:`BACKENDS` (default
+            :data:`BACKEND`, that of the stored outputs).
 
     Returns:
         A :data:`Run`: ``nb``, the executed notebook (cleaned, with ``metadata["grukit"]``);
@@ -194,6 +202,8 @@ def execute(name, quick=True, timeout=900, data_dir=None):
     Raises:
         nbclient.exceptions.CellExecutionError: a cell raised (the message names it).
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}.")
     import nbformat
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
@@ -219,7 +229,7 @@ def execute(name, quick=True, timeout=900, data_dir=None):
                        "display_name": "grukit notebooks", "language": "python"}, f)
         env = dict(os.environ)
         env.update({
-            "KERAS_BACKEND": BACKEND, "GRUKIT_NOTEBOOK_QUICK": "1" if quick else "0",
+            "KERAS_BACKEND": backend, "GRUKIT_NOTEBOOK_QUICK": "1" if quick else "0",
             "GRUKIT_DATA_DIR": data_dir, "PYTHONHASHSEED": "0", "TF_CPP_MIN_LOG_LEVEL": "3",
             "PYTHONPATH": os.pathsep.join([REPO] + [p for p in env.get("PYTHONPATH", "")
                                                     .split(os.pathsep) if p]),
@@ -257,7 +267,7 @@ def execute(name, quick=True, timeout=900, data_dir=None):
         else:
             nb.metadata.pop(key, None)
     nb.metadata["grukit"] = {"mode": "quick" if quick else "full",
-                             "source_sha256": source_sha256(nb), **versions()}
+                             "source_sha256": source_sha256(nb), **versions(backend)}
     return Run(nb, seconds, cpu_seconds, cells, found)
 
 
@@ -274,23 +284,29 @@ def main(argv=None):
     parser.add_argument("--out", metavar="DIR",
                         help="write the executed notebooks to DIR instead (any mode), "
                              "to read the outputs of a quick run")
+    parser.add_argument("--backend", choices=BACKENDS, default=BACKEND,
+                        help=f"the kernels' KERAS_BACKEND (default {BACKEND}; the stored "
+                             f"outputs are {BACKEND}'s: --write needs it)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds a cell may run (default: 900 quick, none full)")
     args = parser.parse_args(argv)
     if args.write and not args.full:
         parser.error("--write stores a full run's outputs: add --full")
+    if args.write and args.backend != BACKEND:
+        parser.error(f"the stored outputs are a {BACKEND} run's: --write needs "
+                     f"--backend {BACKEND}")
     import nbformat
 
     timeout = args.timeout if args.timeout is not None else (None if args.full else 900)
     status = 0
     for name in resolve(args.names):
         mode = "full" if args.full else "quick"
-        print(f"{name}: running ({mode})", flush=True)
+        print(f"{name}: running ({mode}, {args.backend})", flush=True)
         path = os.path.join(NOTEBOOK_DIR, name)
         with open(path, "rb") as f:
             committed = f.read()
         nb, seconds, cpu_seconds, cells, found = execute(name, quick=not args.full,
-                                                         timeout=timeout)
+                                                         timeout=timeout, backend=args.backend)
         with open(path, "rb") as f:
             if args.write and f.read() != committed:  # edited meanwhile: keep the edits
                 found = found + [f"{name} changed while it ran: run it again"]

@@ -77,13 +77,22 @@ def one_pass(*preference, why):
 
 #: Backend-independent tests go to the lightest pass (PyTorch), when the run has it.
 once = one_pass("torch", "jax", "tensorflow", why="backend-independent")
-#: Variants with every kind of gate input between them: the standard GRU (x, h and bias;
-#: a reset gate), GRU3 (gates from the bias alone), MGU2 (one gate, from h alone), Li-GRU
-#: (batch-normalised inputs, relu, no bias) and minGRU (no h in any block: a parallel scan).
-VARIANT_SAMPLE = ("gru", "gru3", "mgu2", "ligru", "mingru")
 #: The pass that runs every variant through the per-variant tests of Keras's recurrent
 #: machinery and of the cell options (the lightest pass the run includes).
 EVERY_VARIANT_PASS = next((b for b in ("torch", "jax", "tensorflow") if b in PASSES), BACKEND)
+#: The variants with code of their own, run in every pass: the standard GRU (x, h and bias;
+#: a reset gate; the backends' fused kernels), Li-GRU (batch-normalised inputs and their
+#: moving statistics, relu, no bias) and minGRU (no h in any block: a parallel scan).
+OWN_CODE_VARIANTS = ("gru", "ligru", "mingru")
+#: The other kinds of gate input, one in each of the other passes, so that a run covers
+#: both on a compiled backend: GRU3 (gates from the bias alone) under JAX, MGU2 (one gate,
+#: from h alone) under TensorFlow (the first of the two that the run includes takes GRU3).
+_OTHER_PASSES = [b for b in ("jax", "tensorflow", "torch")
+                 if b in PASSES and b != EVERY_VARIANT_PASS]
+_GATE_KINDS = dict(zip(_OTHER_PASSES, ("gru3", "mgu2")))
+#: The variants that the per-variant tests run in a pass other than EVERY_VARIANT_PASS.
+VARIANT_SAMPLE = OWN_CODE_VARIANTS + ((_GATE_KINDS[BACKEND],) if BACKEND in _GATE_KINDS else
+                                      ("gru3", "mgu2"))
 
 
 def pass_variants(variants):

@@ -7,10 +7,11 @@ record matches the cells as committed (a cell edited since fails, naming the com
 regenerates its outputs) and that the outputs are complete and clean.
 
 ``test_notebook_runs`` executes each notebook top to bottom in quick mode with the same
-script (nbclient, a fresh kernel on this interpreter, ``KERAS_BACKEND=jax``, fixed seeds,
-a temporary working directory), in memory: nothing is written back. Each runs once per
-test run: 03 and 05 in the JAX pass of ``tests/run.sh``, the others in the PyTorch pass,
-when the run has them (the kernels run JAX in any pass; those passes are the lightest).
+script (nbclient, a fresh kernel on this interpreter, fixed seeds, a temporary working
+directory), in memory: nothing is written back. Each runs once per test run, its kernel
+under the backend of the pass that runs it: 04 and 05 in the JAX pass of ``tests/run.sh``,
+the others in the PyTorch pass, when the run has them (the two lightest passes; the stored
+outputs are JAX's, so the quick runs also check that the tutorials run under PyTorch).
 
 The kernel is this interpreter: ``notebooks/execute.py`` writes a kernelspec (``argv`` =
 ``sys.executable -m ipykernel_launcher``) into a temporary directory and starts the kernel
@@ -23,7 +24,7 @@ import os
 
 import pytest
 
-from conftest import DATA_DIR, REPO, once, one_pass, require_data
+from conftest import BACKEND, DATA_DIR, REPO, once, one_pass, require_data
 
 NOTEBOOK_DIR = os.path.join(REPO, "notebooks")
 NOTEBOOKS = [
@@ -136,6 +137,20 @@ def test_problems_and_hash_catch_what_they_should():
     nbformat.validate(nb)
 
 
+@once
+def test_execute_names_a_bad_backend_and_stores_only_the_jax_runs(capsys):
+    """notebooks/execute.py runs a kernel under the backend asked for, one of three, but
+    writes only a run under the backend of the stored outputs (no kernel is started)."""
+    with pytest.raises(ValueError, match="backend must be one of jax, torch, tensorflow; "
+                                         "got 'mxnet'"):
+        execute.execute("01_gates_from_scratch.ipynb", backend="mxnet")
+    with pytest.raises(SystemExit) as e:
+        execute.main(["--full", "--write", "--backend", "torch", "01"])
+    assert e.value.code == 2
+    assert "--write needs --backend jax" in capsys.readouterr().err
+    assert execute.versions("torch")["backend"] == "torch" and execute.versions("torch")["torch"]
+
+
 def test_every_notebook_is_run_and_linked():
     """A notebook added to notebooks/ is executed here and linked from both READMEs."""
     on_disk = sorted(f for f in os.listdir(NOTEBOOK_DIR) if f.endswith(".ipynb"))
@@ -146,20 +161,25 @@ def test_every_notebook_is_run_and_linked():
         assert not missing, f"{readme} does not link {missing}"
 
 
-#: The pass each notebook's quick run goes to: the kernels run JAX whatever the pass, so
-#: they are spread over the two lightest passes (~60 s of the ~150 s in the JAX pass).
-_IN_THE_JAX_PASS = ("03", "05")
+#: The pass each notebook's quick run goes to, whose backend its kernel runs: the two
+#: lightest passes, JAX and PyTorch, each with some notebooks (in quick mode PyTorch's
+#: kernels are the cheaper: no program to compile; `python notebooks/execute.py --backend
+#: torch` and `--backend jax` give each notebook's time).
+_IN_THE_JAX_PASS = ("04", "05")
 _KERNEL_PASS = {
     name: one_pass(*(("jax", "torch") if name[:2] in _IN_THE_JAX_PASS else ("torch", "jax")),
-                   "tensorflow", why="the notebooks' kernels run JAX in any pass")
+                   "tensorflow", why="each notebook's quick run")
     for name, _ in NOTEBOOKS}
+#: The kernels' backend: this pass's, or JAX's (that of the stored outputs) in a TensorFlow
+#: pass (a run without JAX and PyTorch).
+KERNEL_BACKEND = BACKEND if BACKEND in ("jax", "torch") else execute.BACKEND
 
 
 @pytest.mark.parametrize("name,needs_data", [
     pytest.param(name, data, marks=_KERNEL_PASS[name], id=name) for name, data in NOTEBOOKS])
 def test_notebook_runs(name, needs_data):
     """Quick mode, top to bottom, in a fresh kernel; the committed file is not touched."""
-    pytest.importorskip("jax")
+    pytest.importorskip(KERNEL_BACKEND)
     pytest.importorskip("nbformat")
     pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
@@ -171,10 +191,15 @@ def test_notebook_runs(name, needs_data):
     with open(path, "rb") as f:
         committed = f.read()
     # raises CellExecutionError, naming the cell, on any error
-    run = execute.execute(name, quick=True, timeout=TIMEOUT_S, data_dir=DATA_DIR)
+    run = execute.execute(name, quick=True, timeout=TIMEOUT_S, data_dir=DATA_DIR,
+                          backend=KERNEL_BACKEND)
     cpu = "" if run.cpu_seconds is None else f", kernel CPU {run.cpu_seconds:.1f}s"
-    print(f"{name}: {run.seconds:.1f}s{cpu}")
+    print(f"{name}: {run.seconds:.1f}s{cpu}, KERAS_BACKEND={KERNEL_BACKEND}")
     assert run.nb.metadata["grukit"]["mode"] == "quick"
+    assert run.nb.metadata["grukit"]["backend"] == KERNEL_BACKEND
+    first = next(cell for cell in run.nb.cells if cell.cell_type == "code")
+    shown = "".join(o.get("text", "") for o in first.outputs if o.output_type == "stream")
+    assert shown.startswith(f"backend: {KERNEL_BACKEND} |"), shown  # the kernel's own word
     assert run.problems == [], f"{name}:\n" + "\n".join(run.problems)
     with open(path, "rb") as f:
         assert f.read() == committed, f"{name} was written to"

@@ -35,15 +35,22 @@ BUILD = textwrap.dedent('''
     VARIANTS = [v.name for v in grukit.variants()]
 
 
+    # keras.layers.RNN(cell) for a variant of each family and each kind of state: the
+    # cells' classes and configs are checked for every variant in tests/test_integration.py
+    # (saved and loaded in one process); their weights move between backends here in the
+    # grukit.layers.GRU of every variant, which holds the same cell.
+    KERAS_RNN_VARIANTS = ("gru", "mgu2", "ligru", "mingru")
+
+
     def build_model(steps=T, keras_rnn=True):
-        """Every variant as grukit.layers.GRU and (``keras_rnn``) as
-        keras.layers.RNN(cell), behind a Masking layer, plus a Bidirectional grukit
-        layer and stacked cells."""
+        """Every variant as grukit.layers.GRU and (``keras_rnn``) those of
+        KERAS_RNN_VARIANTS as keras.layers.RNN(cell), behind a Masking layer, plus a
+        Bidirectional grukit layer and stacked cells."""
         inp = keras.Input((steps, F), name="x")
         seq = keras.layers.Masking(0.0)(inp)
         outs = []
         for v in VARIANTS:
-            if keras_rnn:
+            if keras_rnn and v in KERAS_RNN_VARIANTS:
                 outs.append(keras.layers.RNN(grukit.get_cell(v, U), return_sequences=True,
                                              name=f"keras_rnn_{v}")(seq))
             outs.append(grukit.layers.GRU(U, variant=v, return_sequences=True,
@@ -79,7 +86,7 @@ BUILD = textwrap.dedent('''
 # ett-forecasting preset (must not import TensorFlow or keras-tuner either);
 # then, if asked, builds, runs and saves its own model; then loads the .keras files it is
 # given and runs them (with predict: on JAX one compiled program, where eager calls compile
-# the 22 recurrent layers one by one, several times slower). (Keras's Bidirectional layer
+# the 16 recurrent layers one by one, several times slower). (Keras's Bidirectional layer
 # imports TensorFlow: hence the order.)
 OTHER_BACKEND = textwrap.dedent("""
     import json, sys
@@ -131,14 +138,33 @@ SERVE = textwrap.dedent("""
 """)
 
 
-def _run(args, backend, cwd=REPO, timeout=900):
+def _start(args, backend, cwd=REPO):
+    """A Python process running ``args`` under ``KERAS_BACKEND=backend``; :func:`_finish`
+    waits for it."""
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.Popen([sys.executable, *args], env=env, cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.what = f"KERAS_BACKEND={backend} {args[:2]}"
+    return proc
+
+
+def _finish(proc, timeout=900):
+    """The standard output of a process of :func:`_start`, which must succeed (a hang
+    guard: ``timeout`` seconds)."""
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"{proc.what} still running after {timeout} s:\n{stderr[-8000:]}")
     assert proc.returncode == 0, (
-        f"KERAS_BACKEND={backend} {args[:2]} failed (rc {proc.returncode}):\n"
-        f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-8000:]}")
-    return proc.stdout
+        f"{proc.what} failed (rc {proc.returncode}):\n"
+        f"--- stdout\n{stdout[-4000:]}\n--- stderr\n{stderr[-8000:]}")
+    return stdout
+
+
+def _run(args, backend, cwd=REPO, timeout=900):
+    return _finish(_start(args, backend, cwd), timeout)
 
 
 def _namespace():
@@ -172,7 +198,8 @@ def moved(tmp_path_factory):
     processes imported."""
     tmp = tmp_path_factory.mktemp("moved")
     ns = _namespace()
-    out = {"shape": (4, ns["T"], 2 * 10 * ns["U"] + 2 * ns["U"] + ns["U"])}
+    layers = len(ns["VARIANTS"]) + len(ns["KERAS_RNN_VARIANTS"])
+    out = {"shape": (4, ns["T"], layers * ns["U"] + 2 * ns["U"] + ns["U"])}
     keras.utils.set_random_seed(0)
     model = ns["build_model"]()
     ns["randomize"](model)
@@ -201,17 +228,24 @@ def moved(tmp_path_factory):
                   str(tmp / f"served_{endpoint}_{length}.npy")]
     tf_file = [str(tmp / "tf.keras"), str(tmp / "x.npy")]
     jax_file = [str(tmp / "jax.keras"), str(tmp / "x_jax.npy")]
-    out["imports"] = {
-        "jax": _result(_run(["-c", OTHER_BACKEND, json.dumps({
-            "load": [tf_file + [str(tmp / "tf_on_jax.npy")]],
-            "save": jax_file + [str(tmp / "jax_expected.npy")]})], "jax")),
-        "torch": _result(_run(["-c", OTHER_BACKEND, json.dumps({
-            "load": [tf_file + [str(tmp / "tf_on_torch.npy")],
-                     jax_file + [str(tmp / "jax_on_torch.npy")]]})], "torch")),
-    }
-    # run from an empty directory: nothing but the installed packages to import
+    # the SavedModel is served while the JAX and PyTorch processes run (from an empty
+    # directory: nothing but the installed packages to import)
     (tmp / "cwd").mkdir()
-    out["serve_stdout"] = _run(["-c", SERVE] + serve, "tensorflow", cwd=tmp / "cwd")
+    serving = _start(["-c", SERVE] + serve, "tensorflow", cwd=tmp / "cwd")
+    try:
+        out["imports"] = {
+            "jax": _result(_run(["-c", OTHER_BACKEND, json.dumps({
+                "load": [tf_file + [str(tmp / "tf_on_jax.npy")]],
+                "save": jax_file + [str(tmp / "jax_expected.npy")]})], "jax")),
+            "torch": _result(_run(["-c", OTHER_BACKEND, json.dumps({
+                "load": [tf_file + [str(tmp / "tf_on_torch.npy")],
+                         jax_file + [str(tmp / "jax_on_torch.npy")]]})], "torch")),
+        }
+    finally:
+        if not out.get("imports"):  # a process above failed: the test fails with its error
+            serving.kill()
+            serving.communicate()
+    out["serve_stdout"] = _finish(serving)
     out["served"] = {key: np.load(tmp / f"served_{key[0]}_{key[1]}.npy")
                      for key in out["served_expected"]}
     out["jax_expected"] = np.load(tmp / "jax_expected.npy")

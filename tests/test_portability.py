@@ -241,10 +241,10 @@ def moved(tmp_path_factory):
                 "load": [tf_file + [str(tmp / "tf_on_torch.npy")],
                          jax_file + [str(tmp / "jax_on_torch.npy")]]})], "torch")),
         }
-    finally:
-        if not out.get("imports"):  # a process above failed: the test fails with its error
-            serving.kill()
-            serving.communicate()
+    except BaseException:  # a process above failed: the test fails with its error
+        serving.kill()
+        serving.communicate()
+        raise
     out["serve_stdout"] = _finish(serving)
     out["served"] = {key: np.load(tmp / f"served_{key[0]}_{key[1]}.npy")
                      for key in out["served_expected"]}
